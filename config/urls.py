@@ -1,0 +1,22 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
+from django.urls import include, path
+
+from hubspot import views as hubspot_views
+
+urlpatterns = [
+    path("", hubspot_views.home, name="home"),
+    path(
+        "login/",
+        login_not_required(auth_views.LoginView.as_view(redirect_authenticated_user=True)),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("healthz", hubspot_views.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("boards/", include("orders.urls")),
+    path("carts/", include("carts.urls")),
+    path("pipelines/", include("pipelines.urls")),
+    path("sync/", include("hubspot.urls")),
+]

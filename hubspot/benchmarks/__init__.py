@@ -1,0 +1,47 @@
+"""Benchmarks run by `python manage.py benchmark NAME`.
+
+A benchmark is a function ``run(quick: bool) -> Result`` registered under a name. It measures on this
+machine, prints nothing itself, and returns its figures: the command prints them as a table and writes
+them as JSON. Speed is measured here, never asserted in tests.
+"""
+
+from __future__ import annotations
+
+import importlib
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Result:
+    figures: dict[str, Any]  # the JSON body: flat keys the issue names, nested objects where they help
+    rows: list[tuple[str, str]] = field(default_factory=list)  # (label, value) lines for the table
+    notes: list[str] = field(default_factory=list)
+
+
+Benchmark = Callable[[bool], Result]
+_REGISTRY: dict[str, Benchmark] = {}
+# Modules that register benchmarks when imported; a new benchmark is one module and one line here.
+MODULES: list[str] = []
+
+
+def register(name: str) -> Callable[[Benchmark], Benchmark]:
+    def decorator(function: Benchmark) -> Benchmark:
+        _REGISTRY[name] = function
+        return function
+
+    return decorator
+
+
+def registry() -> dict[str, Benchmark]:
+    for module in MODULES:
+        importlib.import_module(module)
+    return dict(sorted(_REGISTRY.items()))
+
+
+def machine() -> dict[str, Any]:
+    import os
+
+    return {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()}

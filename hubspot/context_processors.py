@@ -1,0 +1,24 @@
+"""Banners every page shows: conditions staff must know about before they trust what they see."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+
+from hubspot.models import WorkerHeartbeat
+
+
+def banners(request: HttpRequest) -> dict[str, Any]:
+    if not getattr(request, "user", None) or not request.user.is_authenticated:
+        return {"banners": []}
+    found: list[dict[str, str]] = []
+    if not WorkerHeartbeat.objects.is_alive():
+        found.append(
+            {
+                "level": "warning",
+                "text": "No background worker has reported in the last few minutes. Your edits are saved "
+                "here and will reach HubSpot when a worker runs again.",
+            }
+        )
+    return {"banners": found}

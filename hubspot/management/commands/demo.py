@@ -1,0 +1,204 @@
+"""Start the whole product on the embedded default: sandbox, worker, beat and web server, with demo data.
+
+Every process is started in its own session, so Ctrl-C (or SIGTERM) stops each one and whatever it
+started in turn; none is left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from hubspot.permissions import GROUPS
+
+DEMO_USERNAME = "demo"
+DEMO_PASSWORD = "orderdeck-demo"  # noqa: S105 - the documented demo login, for the local demo only
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+
+
+class Command(BaseCommand):
+    help = "Start OrderDeck with the HubSpot sandbox, a Celery worker, beat and the web server."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default=os.environ.get("ORDERDECK_HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("ORDERDECK_PORT", "8000")))
+        parser.add_argument("--sandbox-port", type=int, default=settings.SANDBOX_PORT)
+        parser.add_argument("--orders", type=int, default=400, help="orders the sandbox is seeded with")
+        parser.add_argument(
+            "--live", type=float, default=20.0, help="seconds between live sandbox changes (0: off)"
+        )
+        parser.add_argument("--no-sandbox", action="store_true", help="use HUBSPOT_API_BASE as it is")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if settings.PRODUCTION:
+            raise CommandError("The demo runs on the embedded default; unset ORDERDECK_MODE=production.")
+        host, port, sandbox_port = options["host"], options["port"], options["sandbox_port"]
+        ports = [port] if options["no_sandbox"] else [port, sandbox_port]
+        for p in ports:
+            if not _port_free(host, p):
+                raise CommandError(
+                    f"Port {p} on {host} is in use. Stop what runs there, or pass --port/--sandbox-port."
+                )
+
+        call_command("migrate", interactive=False, verbosity=0)
+        self._ensure_demo_user()
+
+        env = os.environ.copy()
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        if not options["no_sandbox"]:
+            env["HUBSPOT_API_BASE"] = f"http://127.0.0.1:{sandbox_port}"
+        python, manage = sys.executable, str(settings.BASE_DIR / "manage.py")
+        celery = [python, "-m", "celery", "-A", "config"]
+        commands: list[tuple[str, list[str]]] = []
+        if not options["no_sandbox"]:
+            sandbox = [
+                python,
+                manage,
+                "sandbox",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(sandbox_port),
+                "--orders",
+                str(options["orders"]),
+                "--contacts",
+                str(max(options["orders"] // 2, 10)),
+                "--carts",
+                str(max(options["orders"] // 2, 10)),
+                "--snapshot",
+                str(settings.DATA_DIR / "sandbox-snapshot.json.gz"),
+            ]
+            if options["live"] > 0:
+                sandbox += ["--live", str(options["live"])]
+            commands.append(("sandbox", sandbox))
+        commands += [
+            (
+                "worker",
+                [
+                    *celery,
+                    "worker",
+                    "--loglevel",
+                    "INFO",
+                    "--concurrency",
+                    "2",
+                    "--hostname",
+                    f"demo-worker@{socket.gethostname()}",
+                ],
+            ),
+            (
+                "beat",
+                [*celery, "beat", "--loglevel", "INFO", "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME],
+            ),
+            ("web", [python, manage, "runserver", f"{host}:{port}", "--noreload"]),
+        ]
+
+        children: list[Child] = []
+        stopping = False
+
+        def stop(signum: int, frame: object) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        try:
+            for name, command in commands:
+                # A new session per child: a terminal's Ctrl-C reaches only us, and we stop each child's
+                # whole process group, so grandchildren (worker pool processes) go too.
+                children.append(Child(name, subprocess.Popen(command, env=env, start_new_session=True)))
+            url = f"http://{host}:{port}/"
+            if _wait_for(url + "healthz", children, lambda: stopping):
+                self.stdout.write(self.style.SUCCESS(f"\nOrderDeck is running at {url}"))
+                self.stdout.write(f"Sign in as “{DEMO_USERNAME}” with the password “{DEMO_PASSWORD}”.")
+                if not options["no_sandbox"]:
+                    self.stdout.write(f"HubSpot sandbox: http://127.0.0.1:{sandbox_port}/")
+                self.stdout.write("Press Ctrl-C to stop everything.\n")
+            while not stopping:
+                for child in children:
+                    code = child.process.poll()
+                    if code is not None:
+                        self.stderr.write(
+                            f"The {child.name} process stopped (exit {code}); stopping the demo."
+                        )
+                        stopping = True
+                time.sleep(0.3)
+        finally:
+            _stop_all(children)
+            self.stdout.write("Stopped.")
+
+    def _ensure_demo_user(self) -> None:
+        user, _ = User.objects.get_or_create(
+            username=DEMO_USERNAME, defaults={"first_name": "Demo", "last_name": "User"}
+        )
+        user.is_staff = True
+        user.is_superuser = True  # so the demo login can manage users in Django's admin too
+        user.set_password(DEMO_PASSWORD)
+        user.save()
+        user.groups.add(*Group.objects.filter(name__in=GROUPS))
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _wait_for(url: str, children: list[Child], stopped: Any, timeout_s: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not stopped():
+        if any(c.process.poll() is not None for c in children):
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own local URL
+                if response.status in (200, 503):
+                    return True
+        except urllib.error.HTTPError:
+            return True
+        except OSError:
+            pass
+        time.sleep(0.3)
+    return False
+
+
+def _stop_all(children: list[Child], grace_s: float = 10.0) -> None:
+    """SIGTERM every child's process group, wait, then SIGKILL what is left."""
+    for child in reversed(children):
+        _signal_group(child.process, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for child in children:
+        remaining = max(deadline - time.monotonic(), 0.1)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.process.wait(timeout=remaining)
+    for child in children:
+        # The group may outlive its leader (pool processes): kill the whole group whatever the leader did.
+        _signal_group(child.process, signal.SIGKILL)
+        if child.process.poll() is None:
+            child.process.wait(timeout=5)
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, sig)

@@ -1,0 +1,8 @@
+from django.urls import path
+
+from orders import views
+
+app_name = "orders"
+urlpatterns = [
+    path("", views.boards, name="boards"),
+]
