@@ -4,3 +4,28 @@ from django.apps import AppConfig
 class CartsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "carts"
+
+    def ready(self) -> None:
+        from carts.services import carts_refresh_links
+        from hubspot import registry
+        from hubspot.registry import Column, MirrorType
+
+        registry.register(
+            MirrorType(
+                name="carts",
+                type_id="0-142",
+                model_label="carts.Cart",
+                columns=(
+                    Column("name", "hs_cart_name", max_length=500),
+                    Column("external_id", "hs_external_cart_id", max_length=255),
+                    Column("status", "hs_external_status", max_length=100),
+                    Column("cart_url", "hs_cart_url", max_length=2000),
+                    Column("total", "hs_total_price", "decimal"),
+                    Column("currency", "hs_currency_code", max_length=8),
+                    Column("store", "hs_source_store", max_length=255),
+                ),
+                associations=("contacts", "line_items", "orders"),
+                after_upsert=(carts_refresh_links,),
+            ),
+            "cart",
+        )

@@ -243,6 +243,63 @@ HUBSPOT_CLIENT_SECRET = env("HUBSPOT_CLIENT_SECRET", "" if PRODUCTION else "demo
 # Private apps on Professional and Enterprise get 190 requests per rolling 10 s; Starter 100.
 HUBSPOT_RATE_LIMIT_PER_10S = env_int("HUBSPOT_RATE_LIMIT_PER_10S", 190)
 HUBSPOT_SEARCH_PER_S = env_int("HUBSPOT_SEARCH_PER_S", 5)
+# https://developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines
+# The share of those limits the shared limiter uses (it stretches each window), leaving room for jitter.
+HUBSPOT_RATE_LIMIT_SHARE = float(env("HUBSPOT_RATE_LIMIT_SHARE", "0.95"))
+# Whether a search call also counts toward the 10-second limit: UNCONFIRMED for private apps (HubSpot says
+# the public-app limit excludes search), so off by default and switchable.
+HUBSPOT_SEARCH_COUNTS_TOWARD_GENERAL = env_bool("HUBSPOT_SEARCH_COUNTS_TOWARD_GENERAL", False)
+# Where every process shares the limiter: redis://… (defaults to the Celery broker when that is Redis),
+# sqlite:///path, or empty for the embedded SQLite file in the data folder. Off only for ingest benchmarks.
+_HUBSPOT_BROKER = env("CELERY_BROKER_URL")
+HUBSPOT_LIMITER_URL = env(
+    "HUBSPOT_LIMITER_URL", _HUBSPOT_BROKER if _HUBSPOT_BROKER.startswith(("redis://", "rediss://")) else ""
+)
+HUBSPOT_LIMITER_ENABLED = env_bool("HUBSPOT_LIMITER_ENABLED", True)
+# Processes that call HubSpot with the same app share one name (and so one budget).
+HUBSPOT_LIMITER_NAME = env("HUBSPOT_LIMITER_NAME", "hubspot")
+# A call gives up waiting for a permit after this long (and is retried later by its task).
+HUBSPOT_LIMITER_MAX_WAIT_S = float(env("HUBSPOT_LIMITER_MAX_WAIT_S", "60"))
+# requests has no default timeout; every call gets these.
+HUBSPOT_CONNECT_TIMEOUT_S = float(env("HUBSPOT_CONNECT_TIMEOUT_S", "5"))
+HUBSPOT_READ_TIMEOUT_S = float(env("HUBSPOT_READ_TIMEOUT_S", "30"))
+# Retries of 429s, 423s, 5xx, timeouts and connection errors: how many after the first attempt, the total
+# time one call may spend sleeping between them, and the backoff's base and cap (full jitter).
+HUBSPOT_MAX_RETRIES = env_int("HUBSPOT_MAX_RETRIES", 5)
+HUBSPOT_RETRY_MAX_WAIT_S = float(env("HUBSPOT_RETRY_MAX_WAIT_S", "60"))
+HUBSPOT_RETRY_BASE_S = float(env("HUBSPOT_RETRY_BASE_S", "0.5"))
+HUBSPOT_RETRY_CAP_S = float(env("HUBSPOT_RETRY_CAP_S", "20"))
+# How long to wait after a ten-second-window 429 without Retry-After (HubSpot does not always send one):
+# one window by default. How soon a rolling window frees a slot is UNCONFIRMED.
+HUBSPOT_RETRY_429_WAIT_S = float(env("HUBSPOT_RETRY_429_WAIT_S", "10"))
+# Whether a create that carries objectWriteTraceIds is retried after a timeout or 5xx. HubSpot documents
+# the trace id for partial batch results; that it also de-duplicates a repeated create is UNCONFIRMED.
+HUBSPOT_RETRY_TRACED_CREATES = env_bool("HUBSPOT_RETRY_TRACED_CREATES", True)
+# HubSpot answers 414 to long URIs; its limit is UNCONFIRMED. Properties beyond this URL length are read by
+# batch read instead.
+HUBSPOT_MAX_URL_LENGTH = env_int("HUBSPOT_MAX_URL_LENGTH", 8000)
+
+# --- Sync (pull from HubSpot) ------------------------------------------------------------------------------
+# Requests kept in flight by a full sync (object types in parallel, concurrent batch reads): at ~200 ms a call
+# it takes about four to reach 19 calls a second; more only queue at the shared limiter.
+HUBSPOT_SYNC_CONCURRENCY = env_int("HUBSPOT_SYNC_CONCURRENCY", 8)
+# Pages fetched but not yet written, at most: bounds memory whatever the size of the portal.
+HUBSPOT_SYNC_QUEUE_PAGES = env_int("HUBSPOT_SYNC_QUEUE_PAGES", 16)
+# Search lags writes by a few seconds (UNCONFIRMED how long): an incremental window ends this long before the
+# run starts, so a change not yet searchable falls into the next window instead of being missed.
+HUBSPOT_SEARCH_LAG_S = float(env("HUBSPOT_SEARCH_LAG_S", "5"))
+# Extra overlap between windows, for a portal whose search sometimes lags more (re-reads cost calls).
+HUBSPOT_SYNC_LOOKBACK_S = env_int("HUBSPOT_SYNC_LOOKBACK_S", 0)
+# A run's lease: renewed every page, so a crashed run frees it this long after its last page.
+HUBSPOT_SYNC_LEASE_S = env_int("HUBSPOT_SYNC_LEASE_S", 300)
+# v4 association batch read takes up to 1,000 ids a call.
+HUBSPOT_ASSOCIATION_BATCH = env_int("HUBSPOT_ASSOCIATION_BATCH", 1000)
+# Search never returns archived records, so every Nth incremental run compares HubSpot's live count with the
+# cache's (one call per type) and, when they differ, reads the archived list.
+# Webhooks report deletions at once.
+HUBSPOT_SYNC_DELETION_CHECK_EVERY = env_int("HUBSPOT_SYNC_DELETION_CHECK_EVERY", 10)
+# How often beat runs incremental sync, in seconds.
+HUBSPOT_SYNC_INTERVAL_S = env_int("HUBSPOT_SYNC_INTERVAL_S", 60)
 
 # --- Celery ----------------------------------------------------------------------------------------------
 # Production: redis://host:6379/0. Default: kombu's filesystem transport in the data folder, which works
@@ -276,6 +333,15 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Every 30 s: the worker writes its heartbeat, so pages can say when no worker is running.
     "worker-heartbeat": {"task": "hubspot.tasks.worker_heartbeat_task", "schedule": 30.0},
+    # Every minute (HUBSPOT_SYNC_INTERVAL_S): HubSpot's changes since the last run, by search.
+    "sync-incremental": {
+        "task": "hubspot.tasks.sync_incremental_task",
+        "schedule": float(HUBSPOT_SYNC_INTERVAL_S),
+    },
+    # Nightly: a full read that also finds deletions and association changes that search can't see.
+    "sync-reconcile": {"task": "hubspot.tasks.sync_reconcile_task", "schedule": crontab(hour=2, minute=30)},
+    # Every five minutes: webhook events whose refresh task was lost (a worker died) are picked up again.
+    "webhook-sweep": {"task": "hubspot.tasks.process_webhook_events_task", "schedule": 300.0},
     # Nightly: drop heartbeats older than a day.
     "prune-heartbeats": {
         "task": "hubspot.tasks.prune_heartbeats_task",

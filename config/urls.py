@@ -19,4 +19,5 @@ urlpatterns = [
     path("carts/", include("carts.urls")),
     path("pipelines/", include("pipelines.urls")),
     path("sync/", include("hubspot.urls")),
+    path("hubspot/webhooks/", hubspot_views.webhook, name="hubspot-webhook"),
 ]

@@ -5,3 +5,43 @@ class HubSpotConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "hubspot"
     verbose_name = "HubSpot"
+
+    def ready(self) -> None:
+        from hubspot import registry
+        from hubspot.registry import Column, MirrorType
+        from hubspot.services import contacts_refresh_references
+
+        registry.register(
+            MirrorType(
+                name="contacts",
+                type_id="0-1",
+                model_label="hubspot.Contact",
+                columns=(
+                    Column("email", "email", max_length=255),
+                    Column("first_name", "firstname", max_length=255),
+                    Column("last_name", "lastname", max_length=255),
+                ),
+                # Contacts name their dates differently from the commerce objects.
+                created_property="createdate",
+                modified_property="lastmodifieddate",
+                after_upsert=(contacts_refresh_references,),
+            ),
+            "contact",
+        )
+        registry.register(
+            MirrorType(
+                name="line_items",
+                type_id="0-8",
+                model_label="hubspot.LineItem",
+                columns=(
+                    Column("name", "name", max_length=500),
+                    Column("sku", "hs_sku", max_length=255),
+                    Column("quantity", "quantity", "decimal"),
+                    Column("price", "price", "decimal"),
+                    Column("amount", "amount", "decimal"),
+                    Column("currency", "currency", max_length=8),
+                ),
+                fetched_by_reference=True,
+            ),
+            "line_item",
+        )

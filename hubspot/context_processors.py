@@ -6,7 +6,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from hubspot.models import WorkerHeartbeat
+from hubspot.models import ConnectionProblem, WorkerHeartbeat
 
 
 def banners(request: HttpRequest) -> dict[str, Any]:
@@ -21,4 +21,6 @@ def banners(request: HttpRequest) -> dict[str, Any]:
                 "here and will reach HubSpot when a worker runs again.",
             }
         )
+    for problem in ConnectionProblem.objects.all():
+        found.append({"level": "error", "text": problem.message})
     return {"banners": found}

@@ -8,6 +8,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from hubspot.mirror import MirroredObject
+
 
 class WorkerHeartbeatQuerySet(models.QuerySet["WorkerHeartbeat"]):
     def is_alive(self) -> bool:
@@ -29,3 +31,221 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hostname} at {self.beat_at:%Y-%m-%d %H:%M:%S}"
+
+
+# --- the cache: contacts, line items, associations, property definitions ----------------------------------
+
+
+class Contact(MirroredObject):
+    email = models.CharField(max_length=255, blank=True, db_index=True)
+    first_name = models.CharField(max_length=255, blank=True)
+    last_name = models.CharField(max_length=255, blank=True)
+
+    @property
+    def full_name(self) -> str:
+        return " ".join(part for part in (self.first_name, self.last_name) if part)
+
+    def __str__(self) -> str:
+        return self.full_name or self.email or f"Contact {self.hubspot_id}"
+
+
+class LineItem(MirroredObject):
+    name = models.CharField(max_length=500, blank=True)
+    sku = models.CharField(max_length=255, blank=True)
+    quantity = models.DecimalField(max_digits=18, decimal_places=4, null=True, blank=True)
+    price = models.DecimalField(max_digits=18, decimal_places=4, null=True, blank=True)
+    amount = models.DecimalField(max_digits=18, decimal_places=4, null=True, blank=True)
+    currency = models.CharField(max_length=8, blank=True)
+
+    def __str__(self) -> str:
+        return self.name or f"Line item {self.hubspot_id}"
+
+
+class AssociationQuerySet(models.QuerySet["Association"]):
+    def from_record(self, object_type: str, hubspot_id: str, to_type: str) -> AssociationQuerySet:
+        return self.filter(from_type=object_type, from_id=hubspot_id, to_type=to_type)
+
+
+class Association(models.Model):
+    """A directed, typed edge between two HubSpot records; both directions are stored."""
+
+    from_type = models.CharField(max_length=32)
+    from_id = models.CharField(max_length=32)
+    to_type = models.CharField(max_length=32)
+    to_id = models.CharField(max_length=32)
+    type_id = models.IntegerField()
+    category = models.CharField(max_length=32, default="HUBSPOT_DEFINED")
+    label = models.CharField(max_length=255, blank=True)
+
+    objects = AssociationQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["from_type", "from_id", "to_type", "to_id", "type_id"], name="association_unique_edge"
+            )
+        ]
+        indexes = [models.Index(fields=["to_type", "to_id", "from_type"], name="association_reverse")]
+
+    def __str__(self) -> str:
+        return f"{self.from_type}:{self.from_id} → {self.to_type}:{self.to_id} ({self.type_id})"
+
+
+class PropertyDefinition(models.Model):
+    """HubSpot's definition of a property: its label, type, options and whether it may be written."""
+
+    object_type = models.CharField(max_length=32)
+    name = models.CharField(max_length=255)
+    label = models.CharField(max_length=255)
+    type = models.CharField(max_length=32)
+    field_type = models.CharField(max_length=32)
+    group_name = models.CharField(max_length=255, blank=True)
+    description = models.TextField(blank=True)
+    options = models.JSONField(default=list, blank=True)
+    display_order = models.IntegerField(default=0)
+    read_only_value = models.BooleanField(default=False)
+    calculated = models.BooleanField(default=False)
+    hidden = models.BooleanField(default=False)
+    archived = models.BooleanField(default=False)
+    synced_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["object_type", "name"], name="property_definition_unique"),
+        ]
+        ordering = ["object_type", "group_name", "display_order", "label"]
+
+    def __str__(self) -> str:
+        return f"{self.object_type}.{self.name}"
+
+    @property
+    def editable(self) -> bool:
+        return not (self.read_only_value or self.calculated)
+
+
+# --- sync: runs, leases, cursors, webhooks, connection problems ---------------------------------------------
+
+
+class SyncKind(models.TextChoices):
+    FULL = "full", "Full"
+    INCREMENTAL = "incremental", "Incremental"
+    REFRESH = "refresh", "Refresh"
+    RECONCILE = "reconcile", "Reconcile"
+
+
+class SyncStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    INTERRUPTED = "interrupted", "Interrupted"
+
+
+class SyncRunQuerySet(models.QuerySet["SyncRun"]):
+    def recent(self, limit: int = 25) -> SyncRunQuerySet:
+        return self.order_by("-started_at")[:limit]  # type: ignore[return-value]
+
+    def running(self) -> SyncRunQuerySet:
+        return self.filter(status=SyncStatus.RUNNING)
+
+
+class SyncRun(models.Model):
+    """One pull from HubSpot, with its progress, figures and cursor (to resume after a crash)."""
+
+    kind = models.CharField(max_length=16, choices=SyncKind.choices)
+    object_types = models.CharField(max_length=200)  # comma-separated, e.g. "orders,carts"
+    status = models.CharField(max_length=16, choices=SyncStatus.choices, default=SyncStatus.RUNNING)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    cursor = models.JSONField(default=dict, blank=True)
+    progress_done = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(null=True, blank=True)
+    objects_written = models.PositiveIntegerField(default=0)
+    objects_skipped = models.PositiveIntegerField(default=0)
+    api_calls = models.PositiveIntegerField(default=0)
+    http_429 = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    error_message = models.TextField(blank=True)  # in plain words, for the page
+    error_detail = models.TextField(blank=True)  # HubSpot's raw message, shown on demand
+    resumed_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL)
+
+    objects = SyncRunQuerySet.as_manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["kind", "status", "-started_at"], name="syncrun_kind_status")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} sync {self.object_types} ({self.status})"
+
+    @property
+    def percent(self) -> int | None:
+        if not self.progress_total:
+            return None
+        return min(100, int(100 * self.progress_done / self.progress_total))
+
+    @property
+    def duration_s(self) -> float | None:
+        if not self.finished_at:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+class SyncLease(models.Model):
+    """A lease that keeps two runs of one kind from overlapping; it expires, so a crash frees it."""
+
+    name = models.CharField(max_length=100, unique=True)
+    owner = models.CharField(max_length=100, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} held by {self.owner or 'nobody'}"
+
+
+class SyncCursor(models.Model):
+    """How far incremental sync has read one object type: everything modified before ``modified_before``."""
+
+    object_type = models.CharField(max_length=32, unique=True)
+    modified_before = models.DateTimeField(null=True, blank=True)
+    full_synced_at = models.DateTimeField(null=True, blank=True)
+    # Search can't see deletions: every few runs the live counts are compared (see sync._check_deletions).
+    runs_since_deletion_check = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.object_type} up to {self.modified_before}"
+
+
+class WebhookEvent(models.Model):
+    """One event HubSpot posted to us, stored once by eventId."""
+
+    event_id = models.CharField(max_length=64, unique=True)
+    subscription_type = models.CharField(max_length=64)
+    object_type = models.CharField(max_length=32, blank=True)  # our name: "orders", "carts", ...
+    object_id = models.CharField(max_length=32, blank=True)
+    occurred_at = models.DateTimeField(null=True, blank=True)
+    attempt_number = models.PositiveIntegerField(default=0)
+    payload = models.JSONField(default=dict)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.subscription_type} {self.object_type}:{self.object_id}"
+
+
+class ConnectionProblem(models.Model):
+    """A condition that stops syncing until someone acts (a rejected token) or a time passes (daily limit)."""
+
+    class Kind(models.TextChoices):
+        AUTH = "auth", "HubSpot rejected the access token"
+        DAILY_LIMIT = "daily_limit", "HubSpot's daily API limit is reached"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices, unique=True)
+    message = models.TextField()
+    detail = models.TextField(blank=True)
+    since = models.DateTimeField(auto_now_add=True)
+    until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.get_kind_display()

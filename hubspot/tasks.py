@@ -1,10 +1,15 @@
-"""Celery tasks of the hubspot app."""
+"""Celery tasks of the hubspot app: ids in, one service call, retry only what may succeed later."""
 
 from __future__ import annotations
 
+import logging
+
 from celery import Task, shared_task
 
-from hubspot import services
+from hubspot import services, sync
+from hubspot.models import SyncKind
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(bind=True)
@@ -15,3 +20,38 @@ def worker_heartbeat_task(self: Task) -> None:
 @shared_task
 def prune_heartbeats_task() -> None:
     services.worker_heartbeats_prune()
+
+
+def _run(kind: str, *, manual: bool = False, object_types: list[str] | None = None) -> int | None:
+    try:
+        return sync.run_sync(kind, object_types, manual=manual).pk
+    except sync.SyncBusy:
+        logger.info("sync: a %s run is already under way; this one is skipped", kind)
+    except sync.SyncHalted as exc:
+        logger.info("sync: halted (%s)", exc)
+    return None
+
+
+@shared_task
+def sync_incremental_task(manual: bool = False) -> int | None:
+    return _run(SyncKind.INCREMENTAL, manual=manual)
+
+
+@shared_task
+def sync_full_task(manual: bool = False, object_types: list[str] | None = None) -> int | None:
+    return _run(SyncKind.FULL, manual=manual, object_types=object_types)
+
+
+@shared_task
+def sync_reconcile_task() -> int | None:
+    return _run(SyncKind.RECONCILE)
+
+
+@shared_task
+def process_webhook_events_task() -> int:
+    return services.webhook_events_process()
+
+
+@shared_task
+def refresh_records_task(object_type: str, hubspot_ids: list[str]) -> int:
+    return sync.refresh_records(object_type, hubspot_ids).written

@@ -4,3 +4,29 @@ from django.apps import AppConfig
 class OrdersConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "orders"
+
+    def ready(self) -> None:
+        from hubspot import registry
+        from hubspot.registry import Column, MirrorType
+        from orders.services import orders_derive_stage, orders_refresh_customer
+
+        registry.register(
+            MirrorType(
+                name="orders",
+                type_id="0-123",
+                model_label="orders.Order",
+                columns=(
+                    Column("name", "hs_order_name", max_length=500),
+                    Column("total", "hs_total_price", "decimal"),
+                    Column("currency", "hs_currency_code", max_length=8),
+                    Column("store", "hs_source_store", max_length=255),
+                    Column("fulfillment_status", "hs_fulfillment_status", max_length=100),
+                    Column("external_id", "hs_external_order_id", max_length=255),
+                    Column("tracking_number", "hs_shipping_tracking_number", max_length=255),
+                ),
+                associations=("contacts", "line_items", "carts"),
+                derive=(orders_derive_stage,),
+                after_upsert=(orders_refresh_customer,),
+            ),
+            "order",
+        )

@@ -23,13 +23,16 @@ class Result:
 
 Benchmark = Callable[[bool], Result]
 _REGISTRY: dict[str, Benchmark] = {}
+_INTERNAL: set[str] = set()  # parts other benchmarks run in a child process; not run on their own by --all
 # Modules that register benchmarks when imported; a new benchmark is one module and one line here.
-MODULES: list[str] = []
+MODULES = ["hubspot.benchmarks.sandbox", "hubspot.benchmarks.sync"]
 
 
-def register(name: str) -> Callable[[Benchmark], Benchmark]:
+def register(name: str, *, internal: bool = False) -> Callable[[Benchmark], Benchmark]:
     def decorator(function: Benchmark) -> Benchmark:
         _REGISTRY[name] = function
+        if internal:
+            _INTERNAL.add(name)
         return function
 
     return decorator
@@ -39,6 +42,10 @@ def registry() -> dict[str, Benchmark]:
     for module in MODULES:
         importlib.import_module(module)
     return dict(sorted(_REGISTRY.items()))
+
+
+def public() -> list[str]:
+    return [name for name in registry() if name not in _INTERNAL]
 
 
 def machine() -> dict[str, Any]:

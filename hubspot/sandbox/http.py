@@ -42,7 +42,7 @@ class Request:
         return values[0] if values else default
 
     def arg_list(self, name: str) -> list[str]:
-        """Repeated and comma-separated query values, as HubSpot accepts both (`properties=a,b&properties=c`)."""
+        """Repeated and comma-separated query values; HubSpot takes both (`properties=a,b&properties=c`)."""
         out: list[str] = []
         for value in self.query.get(name, []):
             out.extend(v for v in value.split(",") if v)
@@ -110,7 +110,11 @@ class HubSpotError(Exception):
         self.extra = extra or {}
 
     def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"status": "error", "message": self.message, "correlationId": str(uuid.uuid4())}
+        body: dict[str, Any] = {
+            "status": "error",
+            "message": self.message,
+            "correlationId": str(uuid.uuid4()),
+        }
         body.update(self.extra)
         # Rate-limit bodies carry errorType/policyName instead of a category (reference §3).
         if self.category:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from hubspot.constants import DEFAULT_ASSOCIATION_TYPES
+
 # --- object types ---------------------------------------------------------------------------------
 
 
@@ -61,18 +63,6 @@ def iso_ms(ms: int) -> str:
 
 # --- associations -------------------------------------------------------------------------------------
 # Default HUBSPOT_DEFINED association type ids, both directions (reference §5.3).
-DEFAULT_ASSOCIATION_TYPES: dict[tuple[str, str], int] = {
-    ("orders", "contacts"): 507,
-    ("contacts", "orders"): 508,
-    ("orders", "line_items"): 513,
-    ("line_items", "orders"): 514,
-    ("orders", "carts"): 593,
-    ("carts", "orders"): 592,
-    ("carts", "contacts"): 586,
-    ("contacts", "carts"): 587,
-    ("carts", "line_items"): 590,
-    ("line_items", "carts"): 591,
-}
 # type id -> the type id of the same association seen from the other side
 REVERSE_TYPE_IDS: dict[int, int] = {}
 for (_from, _to), _type_id in DEFAULT_ASSOCIATION_TYPES.items():

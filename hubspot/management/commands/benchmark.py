@@ -28,11 +28,11 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         available = benchmarks.registry()
         if options["list"]:
-            for name in available:
+            for name in benchmarks.public():
                 self.stdout.write(name)
             return
         if options["all"]:
-            names = list(available)
+            names = benchmarks.public()
         elif options["name"]:
             if options["name"] not in available:
                 raise CommandError(

@@ -1,0 +1,127 @@
+"""The object-type registry: which HubSpot object types are mirrored, into which model, with which columns.
+
+Sync and push are generic over it, so a new object type is a model plus one ``register`` call in its
+app's ``AppConfig.ready``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any, Literal
+
+from django.apps import apps
+
+if TYPE_CHECKING:
+    from hubspot.mirror import MirroredObject
+
+ColumnKind = Literal["str", "decimal", "datetime"]
+
+
+@dataclass(frozen=True)
+class Column:
+    """A typed model column filled from one HubSpot property."""
+
+    field: str
+    property: str
+    kind: ColumnKind = "str"
+    max_length: int | None = None
+
+
+# A hook run after a page of records is written: (type spec, hubspot ids written) -> None.
+AfterUpsert = Callable[["MirrorType", Sequence[str]], None]
+# A hook that adds derived column values to rows before they are written: (rows, existing) -> None.
+DeriveRows = Callable[[list[dict[str, Any]]], None]
+
+
+@dataclass(frozen=True)
+class MirrorType:
+    name: str  # HubSpot's plural path name: "orders"
+    type_id: str  # "0-123"
+    model_label: str  # "orders.Order"
+    columns: tuple[Column, ...]
+    # Association types read together with this type, from its side (the reverse edge is stored too).
+    associations: tuple[str, ...] = ()
+    created_property: str = "hs_createdate"
+    modified_property: str = "hs_lastmodifieddate"
+    # Fetched by batch read of the ids other types reference, not listed (line items: see sync.py).
+    fetched_by_reference: bool = False
+    derive: tuple[DeriveRows, ...] = field(default=())
+    after_upsert: tuple[AfterUpsert, ...] = field(default=())
+
+    @property
+    def model(self) -> type[MirroredObject]:
+        return apps.get_model(self.model_label)  # type: ignore[return-value]
+
+    def column_values(self, properties: dict[str, Any]) -> dict[str, Any]:
+        """Typed column values for one record's HubSpot properties; bad values become empty, never errors."""
+        values: dict[str, Any] = {}
+        for column in self.columns:
+            values[column.field] = convert(properties.get(column.property), column)
+        return values
+
+
+_TYPES: dict[str, MirrorType] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register(spec: MirrorType, *aliases: str) -> None:
+    _TYPES[spec.name] = spec
+    for alias in (spec.name, spec.type_id, *aliases):
+        _ALIASES[alias.lower()] = spec.name
+
+
+def get(name: str) -> MirrorType:
+    """The spec for ``orders``, ``order`` or ``0-123``; KeyError for a type that is not mirrored."""
+    return _TYPES[_ALIASES[name.lower()]]
+
+
+def find(name: str) -> MirrorType | None:
+    canonical = _ALIASES.get(name.lower())
+    return _TYPES[canonical] if canonical else None
+
+
+def all_types() -> list[MirrorType]:
+    return list(_TYPES.values())
+
+
+def add_hook(name: str, *, derive: DeriveRows | None = None, after_upsert: AfterUpsert | None = None) -> None:
+    """Let another app hook into a type's writes (e.g. the outbox keeps pending edits on top)."""
+    spec = _TYPES[name]
+    _TYPES[name] = MirrorType(
+        **{
+            **spec.__dict__,
+            "derive": spec.derive + ((derive,) if derive else ()),
+            "after_upsert": spec.after_upsert + ((after_upsert,) if after_upsert else ()),
+        }
+    )
+
+
+def convert(value: Any, column: Column) -> Any:
+    if value is None or value == "":
+        return None if column.kind != "str" else ""
+    if column.kind == "decimal":
+        try:
+            number = Decimal(str(value))
+        except InvalidOperation:
+            return None
+        return number if number.is_finite() and abs(number) < Decimal("1e14") else None
+    if column.kind == "datetime":
+        return parse_datetime(str(value))
+    text = str(value)
+    return text[: column.max_length] if column.max_length else text
+
+
+def parse_datetime(value: str) -> datetime | None:
+    """HubSpot datetimes: ISO-8601 with Z, or epoch milliseconds (older APIs and some properties)."""
+    from datetime import UTC
+
+    if value.isdigit():
+        return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

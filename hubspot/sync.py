@@ -1,0 +1,712 @@
+"""Pull from HubSpot into the local cache (DESIGN.md §4): full, incremental, refresh(ids), reconcile.
+
+Fetching and writing overlap: fetcher threads speak HTTP (through ``hubspot.client`` and its shared rate
+limiter) and hand pages over a bounded queue to the calling thread, the only one that touches the
+database. Several requests stay in flight (object types in parallel, concurrent batch reads), which is
+what reaches the rate-limit bound at real network latency; the bounded queue keeps memory flat.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from hubspot import cache, client, registry
+from hubspot.models import (
+    Association,
+    ConnectionProblem,
+    PropertyDefinition,
+    SyncCursor,
+    SyncKind,
+    SyncLease,
+    SyncRun,
+    SyncStatus,
+)
+from hubspot.registry import MirrorType
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[SyncRun], None]
+
+SEARCH_PAGE = 200  # search's largest page
+LIST_PAGE = 100  # list's largest page
+BATCH_READ = 100  # batch read's largest input
+
+
+class SyncHalted(Exception):
+    """Syncing is stopped by a connection problem (a rejected token, the daily limit) until it is cleared."""
+
+
+class SyncBusy(Exception):
+    """Another run of the same kind holds the lease."""
+
+
+# --- leases ----------------------------------------------------------------------------------------------
+
+
+def lease_acquire(name: str, owner: str, ttl_s: int) -> bool:
+    """Take the named lease if it is free or expired; a crashed holder's lease frees itself on expiry."""
+    now = timezone.now()
+    SyncLease.objects.get_or_create(name=name)
+    taken = (
+        SyncLease.objects.filter(name=name)
+        .filter(models_q_free(now, owner))
+        .update(owner=owner, expires_at=now + timedelta(seconds=ttl_s))
+    )
+    return taken == 1
+
+
+def models_q_free(now: datetime, owner: str) -> Any:
+    from django.db.models import Q
+
+    return Q(owner="") | Q(expires_at__lt=now) | Q(owner=owner) | Q(expires_at__isnull=True)
+
+
+def lease_renew(name: str, owner: str, ttl_s: int) -> None:
+    SyncLease.objects.filter(name=name, owner=owner).update(
+        expires_at=timezone.now() + timedelta(seconds=ttl_s)
+    )
+
+
+def lease_release(name: str, owner: str) -> None:
+    SyncLease.objects.filter(name=name, owner=owner).update(owner="", expires_at=None)
+
+
+# --- runs ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunContext:
+    run: SyncRun
+    owner: str
+    lease: str | None
+    progress: ProgressCallback | None
+    calls_before: dict[str, int] = field(default_factory=dict)
+    last_saved: float = 0.0
+
+    def tick(self, *, done: int = 0, written: int = 0, skipped: int = 0, force: bool = False) -> None:
+        run = self.run
+        run.progress_done += done
+        run.objects_written += written
+        run.objects_skipped += skipped
+        stats = client.stats()
+        run.api_calls = stats.calls - self.calls_before.get("calls", 0)
+        run.http_429 = stats.http_429 - self.calls_before.get("http_429", 0)
+        run.heartbeat_at = timezone.now()
+        run.save(
+            update_fields=[
+                "progress_done",
+                "progress_total",
+                "objects_written",
+                "objects_skipped",
+                "api_calls",
+                "http_429",
+                "heartbeat_at",
+                "cursor",
+                "errors",
+            ]
+        )
+        if self.lease:
+            lease_renew(self.lease, self.owner, settings.HUBSPOT_SYNC_LEASE_S)
+        if self.progress:
+            self.progress(run)
+
+
+def halted() -> ConnectionProblem | None:
+    """The connection problem that stops syncing now, if any (an expired daily-limit pause is dropped)."""
+    now = timezone.now()
+    ConnectionProblem.objects.filter(kind=ConnectionProblem.Kind.DAILY_LIMIT, until__lt=now).delete()
+    return ConnectionProblem.objects.first()
+
+
+def run_sync(
+    kind: str,
+    object_types: Sequence[str] | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+    manual: bool = False,
+) -> SyncRun:
+    """Run one sync of ``kind`` over the named object types (default: every mirrored type).
+
+    ``manual`` runs (a person pressed "Sync now", or the CLI) clear a rejected-token stop and try again;
+    scheduled runs skip while one is in place.
+    """
+    problem = halted()
+    if problem is not None:
+        if manual and problem.kind == ConnectionProblem.Kind.AUTH:
+            problem.delete()
+        else:
+            raise SyncHalted(problem.message)
+    specs = [registry.get(name) for name in object_types] if object_types else registry.all_types()
+    owner = f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
+    lease = f"sync:{'full' if kind == SyncKind.RECONCILE else kind}"
+    if not lease_acquire(lease, owner, settings.HUBSPOT_SYNC_LEASE_S):
+        raise SyncBusy(f"A {kind} sync is already running.")
+    try:
+        run = _start_run(kind, specs)
+        stats = client.stats()
+        context = RunContext(run, owner, lease, progress, {"calls": stats.calls, "http_429": stats.http_429})
+        try:
+            if kind in (SyncKind.FULL, SyncKind.RECONCILE):
+                _full(context, specs)
+            elif kind == SyncKind.INCREMENTAL:
+                _incremental(context, specs)
+            else:
+                raise ValueError(f"unknown sync kind {kind!r}")
+        except client.AuthFailed as exc:
+            _fail(
+                context,
+                exc,
+                "HubSpot rejected the access token. Set HUBSPOT_ACCESS_TOKEN to a valid private-app "
+                "token with read and write scopes for orders, carts, line items and contacts, then press "
+                "“Sync now”.",
+                ConnectionProblem.Kind.AUTH,
+            )
+        except client.DailyLimitReached as exc:
+            _fail(
+                context,
+                exc,
+                "HubSpot's daily API limit is reached; syncing resumes when it resets.",
+                ConnectionProblem.Kind.DAILY_LIMIT,
+                until=getattr(exc, "resets_at", None),
+            )
+        except client.HubSpotError as exc:
+            _fail(context, exc, f"HubSpot answered with an error: {exc.__class__.__name__}.")
+        except Exception as exc:
+            _fail(context, exc, "The sync stopped on an unexpected error; it resumes from where it stopped.")
+            raise
+        else:
+            run.status = SyncStatus.SUCCEEDED
+            run.finished_at = timezone.now()
+            context.tick(force=True)
+            run.save(update_fields=["status", "finished_at"])
+        return run
+    finally:
+        lease_release(lease, owner)
+
+
+def _start_run(kind: str, specs: Sequence[MirrorType]) -> SyncRun:
+    """A new run, resuming the cursor of a run of the same kind that crashed."""
+    names = ",".join(spec.name for spec in specs)
+    crashed = (
+        SyncRun.objects.filter(kind=kind, status=SyncStatus.RUNNING, object_types=names)
+        .order_by("-started_at")
+        .first()
+    )
+    SyncRun.objects.filter(kind=kind, status=SyncStatus.RUNNING).update(
+        status=SyncStatus.INTERRUPTED, finished_at=timezone.now()
+    )
+    run = SyncRun.objects.create(kind=kind, object_types=names, heartbeat_at=timezone.now())
+    if crashed is not None and crashed.cursor:
+        run.cursor = dict(crashed.cursor)
+        run.resumed_from = crashed
+        run.progress_done = crashed.progress_done
+        run.save(update_fields=["cursor", "resumed_from", "progress_done"])
+    run.cursor.setdefault("started", run.started_at.isoformat())
+    return run
+
+
+def _fail(
+    context: RunContext,
+    exc: BaseException,
+    message: str,
+    problem: str | None = None,
+    until: datetime | None = None,
+) -> None:
+    run = context.run
+    run.status = SyncStatus.FAILED
+    run.finished_at = timezone.now()
+    run.errors += 1
+    run.error_message = message
+    run.error_detail = str(exc)[:4000]
+    run.save(update_fields=["status", "finished_at", "errors", "error_message", "error_detail"])
+    if problem:
+        ConnectionProblem.objects.update_or_create(
+            kind=problem, defaults={"message": message, "detail": str(exc)[:4000], "until": until}
+        )
+    logger.warning("sync %s failed: %s", run.pk, exc.__class__.__name__)
+
+
+# --- properties and pipelines ------------------------------------------------------------------------------
+
+
+def sync_properties(specs: Iterable[MirrorType]) -> int:
+    """Cache HubSpot's property definitions (labels, types, options, read-only) for forms and labels."""
+    count = 0
+    now = timezone.now()
+    for spec in specs:
+        definitions = client.list_properties(spec.name)
+        rows = [
+            PropertyDefinition(
+                object_type=spec.name,
+                name=d.name,
+                label=d.label,
+                type=d.type,
+                field_type=d.field_type,
+                group_name=d.group_name or "",
+                description=d.description or "",
+                options=[
+                    {"label": o.label, "value": o.value, "display_order": o.display_order, "hidden": o.hidden}
+                    for o in d.options
+                ],
+                read_only_value=d.read_only_value,
+                calculated=d.calculated,
+                hidden=d.hidden,
+                archived=False,
+                synced_at=now,
+            )
+            for d in definitions
+        ]
+        with transaction.atomic():
+            PropertyDefinition.objects.bulk_create(
+                rows,
+                update_conflicts=True,
+                unique_fields=["object_type", "name"],
+                update_fields=[
+                    "label",
+                    "type",
+                    "field_type",
+                    "group_name",
+                    "description",
+                    "options",
+                    "read_only_value",
+                    "calculated",
+                    "hidden",
+                    "archived",
+                    "synced_at",
+                ],
+            )
+            PropertyDefinition.objects.filter(object_type=spec.name).exclude(
+                name__in=[d.name for d in definitions]
+            ).update(archived=True)
+        count += len(rows)
+    return count
+
+
+def sync_pipelines() -> int:
+    """Cache the order pipelines and stages; anything HubSpot no longer has is marked archived."""
+    from orders.services import orders_resolve_stages
+    from pipelines.models import Pipeline, Stage, StageState
+
+    remote = client.list_pipelines("orders")
+    now = timezone.now()
+    with transaction.atomic():
+        seen_pipelines = []
+        for p in remote:
+            pipeline, _ = Pipeline.objects.update_or_create(
+                object_type="orders",
+                hubspot_id=p.id,
+                defaults={
+                    "label": p.label,
+                    "display_order": p.display_order,
+                    "archived": p.archived,
+                    "remote_created_at": p.created_at,
+                    "remote_updated_at": p.updated_at,
+                    "synced_at": now,
+                },
+            )
+            seen_pipelines.append(pipeline.pk)
+            seen_stages = []
+            for s in p.stages:
+                state = str(s.metadata.get("state", "OPEN")).upper()
+                stage, _ = Stage.objects.update_or_create(
+                    pipeline=pipeline,
+                    hubspot_id=s.id,
+                    defaults={
+                        "label": s.label,
+                        "display_order": s.display_order,
+                        "archived": s.archived,
+                        "metadata": dict(s.metadata),
+                        "state": state if state in StageState.values else StageState.OPEN,
+                    },
+                )
+                seen_stages.append(stage.pk)
+            Stage.objects.filter(pipeline=pipeline).exclude(pk__in=seen_stages).update(archived=True)
+        Pipeline.objects.filter(object_type="orders").exclude(pk__in=seen_pipelines).update(archived=True)
+        orders_resolve_stages()
+    return len(remote)
+
+
+def property_names(spec: MirrorType) -> list[str]:
+    """Every property HubSpot defines for the type (HubSpot returns only the properties asked for)."""
+    names = list(
+        PropertyDefinition.objects.filter(object_type=spec.name, archived=False).values_list(
+            "name", flat=True
+        )
+    )
+    required = {column.property for column in spec.columns} | {spec.created_property, spec.modified_property}
+    if spec.name == "orders":
+        required |= {"hs_pipeline", "hs_pipeline_stage"}
+    return sorted(set(names) | required)
+
+
+# --- full ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Page:
+    spec: MirrorType
+    records: list[Any]
+    next_after: str | None = None
+    listed: bool = False
+
+
+class _Done:
+    def __init__(self, spec: MirrorType) -> None:
+        self.spec = spec
+
+
+class _Failed:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def _full(context: RunContext, specs: Sequence[MirrorType]) -> None:
+    run = context.run
+    sync_properties(specs)
+    if any(spec.name == "orders" for spec in specs):
+        sync_pipelines()
+    names = {spec.name: property_names(spec) for spec in specs}
+    listed = [spec for spec in specs if not spec.fetched_by_reference]
+    referenced = {spec.name: spec for spec in specs if spec.fetched_by_reference}
+    if run.progress_total is None:
+        run.progress_total = sum(_count(spec) for spec in specs)
+    cursors: dict[str, Any] = run.cursor.setdefault("lists", {})
+    pages: queue.Queue[_Page | _Done | _Failed] = queue.Queue(maxsize=settings.HUBSPOT_SYNC_QUEUE_PAGES)
+    stop = threading.Event()
+    requested: dict[str, set[str]] = {name: set() for name in referenced}
+    pending_refs: dict[str, list[str]] = {name: [] for name in referenced}
+    truncated: dict[tuple[str, str], set[str]] = {}
+    outstanding = 0
+
+    def put(item: _Page | _Done | _Failed) -> None:
+        while not stop.is_set():
+            try:
+                pages.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def list_all(spec: MirrorType, after: str | None) -> None:
+        try:
+            while not stop.is_set():
+                page = client.list_objects(
+                    spec.name,
+                    properties=names[spec.name],
+                    associations=spec.associations,
+                    after=after,
+                    limit=LIST_PAGE,
+                )
+                put(_Page(spec, list(page.results), page.next_after, listed=True))
+                after = page.next_after
+                if not after:
+                    break
+            put(_Done(spec))
+        except BaseException as exc:  # handed to the writer thread, which raises it
+            put(_Failed(exc))
+
+    def read_batch(spec: MirrorType, ids: list[str]) -> None:
+        try:
+            result = client.batch_read(spec.name, ids, properties=names[spec.name])
+            put(_Page(spec, list(result.results)))
+            put(_Done(spec))
+        except BaseException as exc:  # handed to the writer thread
+            put(_Failed(exc))
+
+    with ThreadPoolExecutor(max_workers=settings.HUBSPOT_SYNC_CONCURRENCY, thread_name_prefix="sync") as pool:
+
+        def submit_refs(name: str, flush: bool = False) -> None:
+            nonlocal outstanding
+            buffer = pending_refs[name]
+            while len(buffer) >= BATCH_READ or (flush and buffer):
+                batch, pending_refs[name] = buffer[:BATCH_READ], buffer[BATCH_READ:]
+                buffer = pending_refs[name]
+                outstanding += 1
+                pool.submit(read_batch, referenced[name], batch)
+
+        for spec in listed:
+            state = cursors.get(spec.name, {})
+            if state.get("done"):
+                continue
+            outstanding += 1
+            pool.submit(list_all, spec, state.get("after"))
+        try:
+            while outstanding:
+                item = pages.get()
+                if isinstance(item, _Failed):
+                    raise item.exc
+                if isinstance(item, _Done):
+                    outstanding -= 1
+                    if not item.spec.fetched_by_reference:
+                        cursors.setdefault(item.spec.name, {})["done"] = True
+                    if outstanding == 0:
+                        for name in pending_refs:
+                            submit_refs(name, flush=True)
+                    continue
+                result = cache.upsert_records(item.spec, item.records, run_hooks=not item.listed)
+                if item.listed:
+                    _write_inline_associations(item.spec, item.records, truncated)
+                    cache.run_after_upsert(item.spec, [str(r.id) for r in item.records])
+                    cursors.setdefault(item.spec.name, {})["after"] = item.next_after
+                    for record in item.records:
+                        for name in referenced:
+                            for ref_id in (getattr(record, "associations", {}) or {}).get(name, ()):
+                                if ref_id not in requested[name]:
+                                    requested[name].add(ref_id)
+                                    pending_refs[name].append(ref_id)
+                    for name in referenced:
+                        submit_refs(name)
+                context.tick(done=len(item.records), written=result.written, skipped=result.skipped)
+        finally:
+            stop.set()
+    # Edges whose inline list was cut off at one page, read in full by v4.
+    for (from_type, to_type), ids in truncated.items():
+        _read_associations(registry.get(from_type), to_type, sorted(ids))
+    # Records referenced by an edge but not fetched (a resumed run, or a batch that lost them).
+    for spec in referenced.values():
+        missing = _missing_references(spec)
+        for batch in cache.chunks(missing, BATCH_READ):
+            fetched = client.batch_read(spec.name, batch, properties=names[spec.name])
+            written = cache.upsert_records(spec, fetched.results)
+            context.tick(done=len(fetched.results), written=written.written, skipped=written.skipped)
+    _finish_full(context, specs)
+
+
+def _finish_full(context: RunContext, specs: Sequence[MirrorType]) -> None:
+    """Records this full run did not see are gone from HubSpot: mark them archived; move the cursors on."""
+    started = datetime.fromisoformat(context.run.cursor["started"])
+    for spec in specs:
+        stale = list(
+            spec.model._default_manager.filter(archived=False)
+            .exclude(synced_at__gte=started)
+            .values_list("hubspot_id", flat=True)
+        )
+        if stale:
+            cache.mark_archived(spec, stale)
+        SyncCursor.objects.update_or_create(
+            object_type=spec.name, defaults={"modified_before": started, "full_synced_at": timezone.now()}
+        )
+
+
+def _count(spec: MirrorType) -> int:
+    """How many live records the type has, for the progress bar (one search call, limit 1)."""
+    page = client.search_objects(spec.name, filter_groups=[], sorts=[], properties=["hs_object_id"], limit=1)
+    return int(page.total or 0)
+
+
+def _write_inline_associations(
+    spec: MirrorType, records: Sequence[Any], truncated: dict[tuple[str, str], set[str]]
+) -> None:
+    for to_type in spec.associations:
+        edges = {
+            str(r.id): [(to_id, None, "HUBSPOT_DEFINED") for to_id in (r.associations or {}).get(to_type, ())]
+            for r in records
+        }
+        cache.replace_associations(spec.name, to_type, edges)
+        for record in records:
+            if to_type in (getattr(record, "truncated_associations", None) or ()):
+                truncated.setdefault((spec.name, to_type), set()).add(str(record.id))
+
+
+def _missing_references(spec: MirrorType) -> list[str]:
+    known = spec.model._default_manager.values("hubspot_id")
+    return list(
+        Association.objects.filter(to_type=spec.name)
+        .exclude(to_id__in=known)
+        .values_list("to_id", flat=True)
+        .distinct()
+    )
+
+
+def _read_associations(spec: MirrorType, to_type: str, ids: Sequence[str]) -> None:
+    if not ids:
+        return
+    found = client.read_associations(spec.name, to_type, list(ids))
+    edges = {
+        record_id: [
+            (a.to_id, _first_type(a.type_ids, spec.name, to_type), "HUBSPOT_DEFINED")
+            for a in found.get(record_id, [])
+        ]
+        for record_id in ids
+    }
+    cache.replace_associations(spec.name, to_type, edges)
+
+
+def _first_type(type_ids: Sequence[int], from_type: str, to_type: str) -> int | None:
+    from hubspot.constants import DEFAULT_ASSOCIATION_TYPES
+
+    default = DEFAULT_ASSOCIATION_TYPES.get((from_type, to_type))
+    return default if default in type_ids or not type_ids else type_ids[0]
+
+
+# --- incremental -----------------------------------------------------------------------------------------
+
+
+def _incremental(context: RunContext, specs: Sequence[MirrorType]) -> None:
+    run = context.run
+    window_to = datetime.fromisoformat(run.cursor["started"]) - timedelta(
+        seconds=settings.HUBSPOT_SEARCH_LAG_S
+    )
+    lookback = timedelta(seconds=settings.HUBSPOT_SYNC_LOOKBACK_S)
+    needs_full = [
+        spec
+        for spec in specs
+        if not SyncCursor.objects.filter(object_type=spec.name, full_synced_at__isnull=False).exists()
+    ]
+    if needs_full:
+        # A type never fully synced has no cursor to go on from: read it whole first.
+        _full(context, needs_full)
+    for spec in specs:
+        if spec in needs_full:
+            continue
+        cursor = SyncCursor.objects.get(object_type=spec.name)
+        window_from = (cursor.modified_before or window_to) - lookback
+        state = run.cursor.setdefault("search", {}).setdefault(spec.name, {})
+        if window_from >= window_to:
+            state["done"] = True
+            continue
+        changed = _search_changed(context, spec, window_from, window_to, state)
+        for to_type in _incremental_associations(spec):
+            for batch in cache.chunks(changed, settings.HUBSPOT_ASSOCIATION_BATCH):
+                _read_associations(spec, to_type, batch)
+        if changed:
+            cache.run_after_upsert(spec, changed)
+        cursor.runs_since_deletion_check += 1
+        if cursor.runs_since_deletion_check >= settings.HUBSPOT_SYNC_DELETION_CHECK_EVERY:
+            _check_deletions(context, spec, window_to)
+            cursor.runs_since_deletion_check = 0
+        cursor.modified_before = window_to
+        cursor.save(update_fields=["modified_before", "runs_since_deletion_check"])
+        state["done"] = True
+        context.tick()
+
+
+def _incremental_associations(spec: MirrorType) -> tuple[str, ...]:
+    """Associations re-read for changed records. An edge between two mirrored types is read from one side
+    only (orders ↔ carts from the cart, which a conversion modifies), which keeps a run to the fewest calls;
+    webhooks and the nightly reconcile catch the rest."""
+    if spec.name == "orders":
+        return tuple(t for t in spec.associations if t != "carts")
+    return spec.associations
+
+
+def _check_deletions(context: RunContext, spec: MirrorType, window_to: datetime) -> int:
+    """Compare live counts of records created before the window's end; when the cache has more, read
+    HubSpot's archived list and archive what it names."""
+    if spec.fetched_by_reference:
+        return 0  # line items go with their orders and carts; a full reconcile sweeps the rest
+    page = client.search_objects(
+        spec.name,
+        filter_groups=[
+            {
+                "filters": [
+                    {"propertyName": spec.created_property, "operator": "LT", "value": str(_ms(window_to))}
+                ]
+            }
+        ],
+        sorts=[],
+        properties=["hs_object_id"],
+        limit=1,
+    )
+    local = spec.model._default_manager.filter(archived=False, remote_created_at__lt=window_to).count()
+    if local <= int(page.total or 0):
+        return 0
+    archived: list[str] = []
+    after: str | None = None
+    while True:
+        listed = client.list_objects(
+            spec.name, properties=[spec.modified_property], after=after, limit=LIST_PAGE, archived=True
+        )
+        archived.extend(str(r.id) for r in listed.results)
+        after = listed.next_after
+        if not after:
+            break
+    live_locally = list(
+        spec.model._default_manager.filter(archived=False, hubspot_id__in=archived).values_list(
+            "hubspot_id", flat=True
+        )
+    )
+    count = cache.mark_archived(spec, live_locally)
+    context.tick(written=count)
+    return count
+
+
+def _search_changed(
+    context: RunContext, spec: MirrorType, window_from: datetime, window_to: datetime, state: dict[str, Any]
+) -> list[str]:
+    """Every record modified in the window, by keyset on hs_object_id (each query starts at page one, so
+    none ever pages into the 10,000-result cap)."""
+    names = property_names(spec)
+    last_id = int(state.get("last_id", 0))
+    changed: list[str] = list(state.get("changed", []))
+    total: int | None = None
+    seen = 0
+    while True:
+        filters = [
+            {"propertyName": spec.modified_property, "operator": "GTE", "value": str(_ms(window_from))},
+            {"propertyName": spec.modified_property, "operator": "LT", "value": str(_ms(window_to))},
+        ]
+        if last_id:
+            filters.append({"propertyName": "hs_object_id", "operator": "GT", "value": str(last_id)})
+        page = client.search_objects(
+            spec.name,
+            filter_groups=[{"filters": filters}],
+            sorts=[{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
+            properties=names,
+            limit=SEARCH_PAGE,
+        )
+        records = list(page.results)
+        if total is None:
+            total = int(page.total or 0)
+            context.run.progress_total = (context.run.progress_total or 0) + total
+        if records:
+            result = cache.upsert_records(spec, records)
+            ids = [str(r.id) for r in records]
+            changed.extend(ids)
+            last_id = max(int(i) for i in ids)
+            seen += len(records)
+            state["last_id"] = last_id
+            context.tick(done=len(records), written=result.written, skipped=result.skipped)
+        # A short page ends the window; a full page that reaches the first query's total needs no empty page.
+        if len(records) < SEARCH_PAGE or (seen >= total and not page.next_after):
+            break
+    return changed
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+# --- refresh ---------------------------------------------------------------------------------------------
+
+
+def refresh_records(object_type: str, hubspot_ids: Sequence[str]) -> cache.UpsertResult:
+    """Read the named records again (webhooks, a "resync"); ones HubSpot no longer has are archived."""
+    spec = registry.get(object_type)
+    names = property_names(spec)
+    total = cache.UpsertResult()
+    for batch in cache.chunks(sorted(set(hubspot_ids)), BATCH_READ):
+        result = client.batch_read(spec.name, batch, properties=names)
+        written = cache.upsert_records(spec, result.results)
+        total.written += written.written
+        total.skipped += written.skipped
+        if result.missing:
+            cache.mark_archived(spec, list(result.missing))
+        found = [str(r.id) for r in result.results]
+        for to_type in spec.associations:
+            _read_associations(spec, to_type, found)
+        if found:
+            cache.run_after_upsert(spec, found)
+    return total

@@ -1,0 +1,69 @@
+"""Writes of the orders app."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.db.models import Q
+
+from hubspot.cache import chunks
+from hubspot.registry import MirrorType
+from orders.models import Order
+from pipelines.models import Stage
+
+
+def orders_derive_stage(rows: list[dict[str, Any]]) -> None:
+    """Fill pipeline and stage from hs_pipeline / hs_pipeline_stage; note when an order entered its stage."""
+    stages: dict[tuple[str, str], tuple[int, int]] = {}
+    by_stage_id: dict[str, tuple[int, int]] = {}
+    for stage_pk, pipeline_pk, stage_id, pipeline_id in Stage.objects.values_list(
+        "pk", "pipeline_id", "hubspot_id", "pipeline__hubspot_id"
+    ):
+        stages[(pipeline_id, stage_id)] = (pipeline_pk, stage_pk)
+        by_stage_id.setdefault(stage_id, (pipeline_pk, stage_pk))
+    existing = dict(
+        Order.objects.filter(hubspot_id__in=[row["hubspot_id"] for row in rows]).values_list(
+            "hubspot_id", "stage_id"
+        )
+    )
+    entered = dict(
+        Order.objects.filter(hubspot_id__in=list(existing)).values_list("hubspot_id", "stage_entered_at")
+    )
+    for row in rows:
+        properties = row["properties"]
+        stage_hubspot_id = properties.get("hs_pipeline_stage") or ""
+        found = stages.get((properties.get("hs_pipeline") or "", stage_hubspot_id)) or by_stage_id.get(
+            stage_hubspot_id
+        )
+        row["pipeline_id"], row["stage_id"] = found if found else (None, None)
+        hubspot_id = row["hubspot_id"]
+        if hubspot_id in existing and existing[hubspot_id] == row["stage_id"] and entered.get(hubspot_id):
+            row["stage_entered_at"] = entered[hubspot_id]
+        else:
+            # A new order entered its stage when it was created; a moved one, at its last modification.
+            row["stage_entered_at"] = (
+                row["remote_created_at"] if hubspot_id not in existing else row["remote_updated_at"]
+            ) or row["synced_at"]
+
+
+def orders_resolve_stages() -> int:
+    """After pipelines are synced: attach orders whose stage was unknown when they arrived."""
+    updated = 0
+    for stage in Stage.objects.select_related("pipeline"):
+        updated += (
+            Order.objects.filter(stage__isnull=True, properties__hs_pipeline_stage=stage.hubspot_id)
+            .filter(
+                Q(properties__hs_pipeline=stage.pipeline.hubspot_id) | Q(properties__hs_pipeline__isnull=True)
+            )
+            .update(stage=stage, pipeline=stage.pipeline)
+        )
+    return updated
+
+
+def orders_refresh_customer(spec: MirrorType, hubspot_ids: Sequence[str]) -> None:
+    """Copy each order's associated contact (name, email) onto the order, for cards and search."""
+    from hubspot.services import denormalize_contact
+
+    for chunk in chunks(list(hubspot_ids), 500):
+        denormalize_contact(Order, "orders", chunk)
