@@ -156,8 +156,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
-    # A file, not :memory:, so a real Celery worker process started by the tests sees the test database.
-    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-orderdeck.sqlite3")}
+    # A file, not :memory:, so a real Celery worker process started by the tests sees the test database;
+    # one per test process, so two test runs (or a test run and a benchmark) never share one.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / f"test-orderdeck-{os.getpid()}.sqlite3")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

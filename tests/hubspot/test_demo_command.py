@@ -108,6 +108,9 @@ def test_demo_serves_login_and_ctrl_c_stops_everything(tmp_path: Path, with_sand
             )
             assert listed.status_code == 200
             assert len(listed.json()["results"]) == 5
+            # The demo synced the sandbox into its own cache before printing the URL.
+            assert "Synced from the sandbox" in output
+            assert "Succeeded" in session.get(url + "sync/", timeout=10).text
 
         started = descendants(demo.pid)
         assert len(started) >= 3  # worker (and its pool), beat, web (and the sandbox)

@@ -23,6 +23,7 @@ from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from hubspot.models import SyncKind
 from hubspot.permissions import GROUPS
 
 DEMO_USERNAME = "demo"
@@ -86,6 +87,13 @@ class Command(BaseCommand):
                 str(max(options["orders"] // 2, 10)),
                 "--snapshot",
                 str(settings.DATA_DIR / "sandbox-snapshot.json.gz"),
+                "--token",
+                settings.HUBSPOT_ACCESS_TOKEN,
+                # The sandbox's signed webhooks come to this app, as HubSpot's would.
+                "--webhook-url",
+                f"http://{host}:{port}/hubspot/webhooks/",
+                "--webhook-secret",
+                settings.HUBSPOT_CLIENT_SECRET,
             ]
             if options["live"] > 0:
                 sandbox += ["--live", str(options["live"])]
@@ -126,7 +134,10 @@ class Command(BaseCommand):
                 # whole process group, so grandchildren (worker pool processes) go too.
                 children.append(Child(name, subprocess.Popen(command, env=env, start_new_session=True)))
             url = f"http://{host}:{port}/"
-            if _wait_for(url + "healthz", children, lambda: stopping):
+            ready = _wait_for(url + "healthz", children, lambda: stopping)
+            if ready and not options["no_sandbox"]:
+                self._initial_sync(f"http://127.0.0.1:{sandbox_port}", children, lambda: stopping)
+            if ready:
                 self.stdout.write(self.style.SUCCESS(f"\nOrderDeck is running at {url}"))
                 self.stdout.write(f"Sign in as “{DEMO_USERNAME}” with the password “{DEMO_PASSWORD}”.")
                 if not options["no_sandbox"]:
@@ -144,6 +155,25 @@ class Command(BaseCommand):
         finally:
             _stop_all(children)
             self.stdout.write("Stopped.")
+
+    def _initial_sync(self, sandbox_url: str, children: list[Child], stopped: Any) -> None:
+        """Fill the cache before the first page is opened (a full read the first time, changes after)."""
+        from django.test.utils import override_settings
+
+        from hubspot import sync
+
+        if not _wait_for(sandbox_url + "/_sandbox/health", children, stopped, timeout_s=300):
+            return
+        with override_settings(HUBSPOT_API_BASE=sandbox_url):
+            try:
+                run = sync.run_sync(SyncKind.INCREMENTAL, manual=True)
+            except (sync.SyncBusy, sync.SyncHalted) as exc:
+                self.stderr.write(f"The first sync did not run: {exc}")
+                return
+        if run.status == "succeeded":
+            self.stdout.write(f"Synced from the sandbox: {run.objects_written:,} records written.")
+        else:
+            self.stderr.write(f"The first sync failed: {run.error_message} ({run.error_detail})")
 
     def _ensure_demo_user(self) -> None:
         user, _ = User.objects.get_or_create(
