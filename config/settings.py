@@ -302,6 +302,34 @@ HUBSPOT_SYNC_DELETION_CHECK_EVERY = env_int("HUBSPOT_SYNC_DELETION_CHECK_EVERY",
 # How often beat runs incremental sync, in seconds.
 HUBSPOT_SYNC_INTERVAL_S = env_int("HUBSPOT_SYNC_INTERVAL_S", 60)
 
+# --- Push (the outbox, DESIGN.md §5) ------------------------------------------------------------------------
+# An edit waits this long for more edits of the same record, so quick successive moves make one write; while
+# edits keep coming it goes at the latest after HUBSPOT_PUSH_DEBOUNCE_MAX_S.
+HUBSPOT_PUSH_DEBOUNCE_S = float(env("HUBSPOT_PUSH_DEBOUNCE_S", "0.2"))
+HUBSPOT_PUSH_DEBOUNCE_MAX_S = float(env("HUBSPOT_PUSH_DEBOUNCE_MAX_S", "2"))
+# Records per batch read and batch update ("limited to 100 records per request").
+# https://developers.hubspot.com/docs/guides/apps/api-usage/usage-details
+HUBSPOT_PUSH_BATCH = env_int("HUBSPOT_PUSH_BATCH", 100)
+# A batch with room left, while more edits are arriving, waits until its oldest edit is this old, so bulk
+# edits share calls.
+HUBSPOT_PUSH_FILL_S = float(env("HUBSPOT_PUSH_FILL_S", "0.5"))
+# A worker renews its claim on the changes it sends every third of this; a claim not renewed for this long
+# belonged to a worker that died, and its changes are sent again.
+HUBSPOT_PUSH_LEASE_S = float(env("HUBSPOT_PUSH_LEASE_S", "30"))
+# A write whose answer was lost (timeout, 5xx) may still be applied by HubSpot later: the record's next write
+# waits this long, so that late write can't land over a newer one.
+HUBSPOT_PUSH_GHOST_WINDOW_S = float(env("HUBSPOT_PUSH_GHOST_WINDOW_S", "60"))
+# Between attempts of a change HubSpot could not take yet (after the client's own retries): doubling from the
+# base, jittered, up to the cap.
+HUBSPOT_PUSH_RETRY_BASE_S = float(env("HUBSPOT_PUSH_RETRY_BASE_S", "2"))
+HUBSPOT_PUSH_RETRY_CAP_S = float(env("HUBSPOT_PUSH_RETRY_CAP_S", "300"))
+# One push task works this long at most, then hands over to a fresh one.
+HUBSPOT_PUSH_DRAIN_BUDGET_S = float(env("HUBSPOT_PUSH_DRAIN_BUDGET_S", "60"))
+# A queued push task that has not started after this long is taken for lost; the next edit queues another.
+HUBSPOT_PUSH_QUEUE_STALE_S = float(env("HUBSPOT_PUSH_QUEUE_STALE_S", "10"))
+# How often beat sweeps the outbox for changes whose worker died and pushes whose task was lost.
+HUBSPOT_PUSH_SWEEP_S = float(env("HUBSPOT_PUSH_SWEEP_S", "15"))
+
 # --- Celery ----------------------------------------------------------------------------------------------
 # Production: redis://host:6379/0. Default: kombu's filesystem transport in the data folder, which works
 # across processes on one machine and needs no server. Durability of pushes and syncs does not rest on the
@@ -343,6 +371,9 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "sync-reconcile": {"task": "hubspot.tasks.sync_reconcile_task", "schedule": crontab(hour=2, minute=30)},
     # Every five minutes: webhook events whose refresh task was lost (a worker died) are picked up again.
     "webhook-sweep": {"task": "hubspot.tasks.process_webhook_events_task", "schedule": 300.0},
+    # Every 15 s (HUBSPOT_PUSH_SWEEP_S): changes stuck in "pushing" by a dead worker are sent again, and a
+    # push task is queued while changes are pending (neither broker redelivers a task whose worker died).
+    "push-sweep": {"task": "hubspot.tasks.push_sweep_task", "schedule": HUBSPOT_PUSH_SWEEP_S},
     # Nightly: drop heartbeats older than a day.
     "prune-heartbeats": {
         "task": "hubspot.tasks.prune_heartbeats_task",

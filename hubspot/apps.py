@@ -8,8 +8,13 @@ class HubSpotConfig(AppConfig):
 
     def ready(self) -> None:
         from hubspot import registry
+        from hubspot.pending import overlay_factory, reapply_pending
         from hubspot.registry import Column, MirrorType
         from hubspot.services import contacts_refresh_references
+
+        # Unsettled edits stay on top of what a sync brings, for every mirrored type (those the other apps
+        # register after this one too).
+        registry.add_hook_to_every_type(derive=overlay_factory, after_upsert=reapply_pending)
 
         registry.register(
             MirrorType(

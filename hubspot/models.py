@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -249,3 +251,179 @@ class ConnectionProblem(models.Model):
 
     def __str__(self) -> str:
         return self.get_kind_display()
+
+
+# --- push: the outbox (DESIGN.md §5) ------------------------------------------------------------------------
+
+# Local ids of records, pipelines and stages HubSpot has not created yet; replaced by HubSpot's on create.
+TEMP_ID_PREFIX = "tmp-"
+
+
+def uuid_hex() -> str:
+    return uuid.uuid4().hex
+
+
+class ChangeStatus(models.TextChoices):
+    PENDING = "pending", "Waiting to be sent"
+    PUSHING = "pushing", "Being sent"
+    APPLIED = "applied", "In HubSpot"
+    FAILED = "failed", "Failed"
+    CONFLICT = "conflict", "Conflict"
+    DISCARDED = "discarded", "Discarded"
+
+
+# Not yet in HubSpot, and not given up on.
+UNSETTLED = (ChangeStatus.PENDING, ChangeStatus.PUSHING, ChangeStatus.FAILED, ChangeStatus.CONFLICT)
+# Shown on top of HubSpot's values when a sync brings them. A failed change is not: HubSpot refused it, so the
+# record shows what HubSpot has, and the change waits beside it with Retry and Discard.
+OVERLAID = (ChangeStatus.PENDING, ChangeStatus.PUSHING, ChangeStatus.CONFLICT)
+
+
+class ChangeKind(models.TextChoices):
+    UPDATE = "update", "Edit"
+    CREATE = "create", "Create"
+    ASSOCIATE = "associate", "Link"
+    DISSOCIATE = "dissociate", "Unlink"
+    PIPELINE_CREATE = "pipeline_create", "New pipeline"
+    PIPELINE_UPDATE = "pipeline_update", "Pipeline change"
+    PIPELINE_DELETE = "pipeline_delete", "Pipeline deleted"
+    STAGE_CREATE = "stage_create", "New stage"
+    STAGE_UPDATE = "stage_update", "Stage change"
+    STAGE_DELETE = "stage_delete", "Stage deleted"
+
+
+class Resolution(models.TextChoices):
+    KEPT_MINE = "kept_mine", "Kept mine"
+    TOOK_HUBSPOT = "took_hubspot", "Took HubSpot's"
+    DISCARDED = "discarded", "Discarded"
+    SUPERSEDED = "superseded", "Replaced by a later edit"
+    RETRIED = "retried", "Retried"
+    CASCADED = "cascaded", "Discarded with the change it waited for"
+
+
+class ChangeQuerySet(models.QuerySet["Change"]):
+    def for_record(self, object_type: str, object_id: str) -> ChangeQuerySet:
+        return self.filter(object_type=object_type, object_id=object_id)
+
+    def unsettled(self) -> ChangeQuerySet:
+        return self.filter(status__in=UNSETTLED)
+
+    def outbox(self) -> ChangeQuerySet:
+        """What the Sync page lists: every change not yet in HubSpot, problems first, oldest first."""
+        problems_first = models.Case(
+            models.When(status=ChangeStatus.CONFLICT, then=0),
+            models.When(status=ChangeStatus.FAILED, then=1),
+            default=2,
+        )
+        return self.unsettled().select_related("created_by").order_by(problems_first, "created_at", "pk")
+
+    def timeline(self, object_type: str, object_id: str) -> ChangeQuerySet:
+        return (
+            self.for_record(object_type, object_id)
+            .select_related("created_by")
+            .order_by("-created_at", "-pk")
+        )
+
+
+class Change(models.Model):
+    """One staff edit on its way to HubSpot, and afterwards its record in the audit log.
+
+    Which record: ``object_type`` + ``object_id`` (HubSpot's id, or a ``tmp-`` id until HubSpot creates it);
+    pipeline and stage operations use the types "pipelines" and "stages" (a stage's pipeline in
+    ``parent_id``); links name the other end in ``to_type`` + ``to_id``. ``base`` holds the values before the
+    edit, ``new`` the values after (or the operation's payload), ``remote`` what HubSpot had when a conflict
+    was found. Claims (``claim``, ``lease_until``) let one worker push a record at a time; a claim whose
+    lease ran out belonged to a worker that died, and is sent again.
+    """
+
+    kind = models.CharField(max_length=16, choices=ChangeKind.choices, default=ChangeKind.UPDATE)
+    status = models.CharField(max_length=16, choices=ChangeStatus.choices, default=ChangeStatus.PENDING)
+    object_type = models.CharField(max_length=32)
+    object_id = models.CharField(max_length=64)
+    parent_id = models.CharField(max_length=64, blank=True)
+    to_type = models.CharField(max_length=32, blank=True)
+    to_id = models.CharField(max_length=64, blank=True)
+    association_type_id = models.IntegerField(null=True, blank=True)
+    base = models.JSONField(default=dict, blank=True)
+    new = models.JSONField(default=dict, blank=True)
+    remote = models.JSONField(default=dict, blank=True)
+    # What an operation needs beyond values: a create's links, a new pipeline's stages.
+    payload = models.JSONField(default=dict, blank=True)
+    # "Keep mine": send without comparing the base with HubSpot's value again.
+    force = models.BooleanField(default=False)
+    # Creates: a unique property to upsert by, when the caller has one; else the trace id below.
+    id_property = models.CharField(max_length=100, blank=True)
+    # objectWriteTraceId of a create: the same on every attempt, so a repeated create is recognised.
+    trace_id = models.CharField(max_length=32, unique=True, default=uuid_hex)
+    # Temporary ids this change needs HubSpot's ids for (space-separated); it waits until they are created.
+    waits_for = models.CharField(max_length=500, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    claim = models.CharField(max_length=32, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    # After a write whose answer may have been lost (a timeout, a 5xx) HubSpot may still apply it late: the
+    # record's next write waits until then, so that late write can't land over a newer one.
+    quiet_until = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)  # in plain words, for the card
+    response = models.JSONField(default=dict, blank=True)  # HubSpot's answer: id, status, category, message
+    resolution = models.CharField(max_length=16, choices=Resolution.choices, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by_name = models.CharField(max_length=150, blank=True)  # kept when the user is deleted
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    pushed_at = models.DateTimeField(null=True, blank=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ChangeQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="change_due"),
+            models.Index(fields=["object_type", "object_id", "status"], name="change_record"),
+            models.Index(fields=["status", "lease_until"], name="change_lease"),
+            models.Index(fields=["quiet_until"], name="change_quiet"),
+            models.Index(fields=["-created_at"], name="change_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.object_type}:{self.object_id} ({self.status})"
+
+    @property
+    def is_unsettled(self) -> bool:
+        return self.status in UNSETTLED
+
+    @property
+    def is_record_change(self) -> bool:
+        return self.kind in (ChangeKind.UPDATE, ChangeKind.CREATE)
+
+    @property
+    def is_pipeline_change(self) -> bool:
+        return self.object_type in ("pipelines", "stages")
+
+    @property
+    def waiting_for(self) -> list[str]:
+        return self.waits_for.split()
+
+    def diff(self) -> list[tuple[str, Any, Any]]:
+        """(name, before, after) of each value this change sets, for the timeline."""
+        if self.kind in (ChangeKind.ASSOCIATE, ChangeKind.DISSOCIATE):
+            return []
+        return [(name, self.base.get(name), value) for name, value in self.new.items() if name != "stages"]
+
+
+class OutboxState(models.Model):
+    """One row: when a push task was last queued, started and is next due (edits don't queue one each)."""
+
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    # When a delayed push task is due (a retry's backoff, a debounce): later ones are not queued twice.
+    wake_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"push queued {self.queued_at}, started {self.started_at}"

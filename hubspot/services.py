@@ -11,7 +11,7 @@ from django.db.models import OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce, Concat, Trim
 from django.utils import timezone
 
-from hubspot import webhooks
+from hubspot import registry, webhooks
 from hubspot.cache import chunks
 from hubspot.models import Association, Contact, WebhookEvent, WorkerHeartbeat
 from hubspot.registry import MirrorType
@@ -35,25 +35,45 @@ def worker_heartbeats_prune(*, older_than: timedelta = timedelta(days=1)) -> int
     return deleted
 
 
-def denormalize_contact(
-    model: type[Order] | type[Cart], object_type: str, hubspot_ids: Sequence[str]
-) -> None:
-    """Copy the first associated contact's id, name and email onto orders or carts."""
+def _contact_values(object_type: str) -> tuple[Coalesce, Coalesce, Coalesce]:
+    """The contact id, email and name a row should carry: its first contact edge (by id), and that contact's
+    email and "first last"; empty when there is none."""
     edge = Association.objects.filter(
         from_type=object_type, from_id=OuterRef("hubspot_id"), to_type="contacts"
     )
-    rows = model._default_manager.filter(hubspot_id__in=hubspot_ids)
-    rows.update(contact_hubspot_id=Coalesce(Subquery(edge.order_by("to_id").values("to_id")[:1]), Value("")))
+    contact_id = Coalesce(Subquery(edge.order_by("to_id").values("to_id")[:1]), Value(""))
     contact = Contact.objects.filter(hubspot_id=OuterRef("contact_hubspot_id"))
-    rows.update(
-        customer_email=Coalesce(Subquery(contact.values("email")[:1]), Value("")),
-        customer_name=Coalesce(
-            Subquery(contact.annotate(n=Trim(Concat("first_name", Value(" "), "last_name"))).values("n")[:1]),
-            Value(""),
-        ),
+    email = Coalesce(Subquery(contact.values("email")[:1]), Value(""))
+    name = Coalesce(
+        Subquery(contact.annotate(n=Trim(Concat("first_name", Value(" "), "last_name"))).values("n")[:1]),
+        Value(""),
     )
+    return contact_id, email, name
 
 
+def denormalize_contact(
+    model: type[Order] | type[Cart], object_type: str, hubspot_ids: Sequence[str] | None
+) -> None:
+    """Copy the first associated contact's id, name and email onto orders or carts: the named ones, or
+    (``None``) every one. Only rows whose copy differs are written."""
+    contact_id, email, name = _contact_values(object_type)
+    rows = model._default_manager.all()
+    if hubspot_ids is not None:
+        rows = rows.filter(hubspot_id__in=hubspot_ids)
+    rows.exclude(contact_hubspot_id=contact_id).update(contact_hubspot_id=contact_id)
+    rows.exclude(customer_email=email, customer_name=name).update(customer_email=email, customer_name=name)
+
+
+def contacts_refresh_references_all(spec: MirrorType) -> None:
+    """Every order's and cart's copy of its contact, set-based (the end of a full run)."""
+    from carts.models import Cart
+    from orders.models import Order
+
+    denormalize_contact(Order, "orders", None)
+    denormalize_contact(Cart, "carts", None)
+
+
+@registry.whole_table(contacts_refresh_references_all)
 def contacts_refresh_references(spec: MirrorType, hubspot_ids: Sequence[str]) -> None:
     """When contacts change, refresh the names and emails copied onto their orders and carts."""
     from carts.models import Cart

@@ -389,6 +389,7 @@ def _full(context: RunContext, specs: Sequence[MirrorType]) -> None:
     requested: dict[str, set[str]] = {name: set() for name in referenced}
     pending_refs: dict[str, list[str]] = {name: [] for name in referenced}
     truncated: dict[tuple[str, str], set[str]] = {}
+    fresh = _fresh_pairs(specs)
     outstanding = 0
 
     def put(item: _Page | _Done | _Failed) -> None:
@@ -442,33 +443,67 @@ def _full(context: RunContext, specs: Sequence[MirrorType]) -> None:
                 continue
             outstanding += 1
             pool.submit(list_all, spec, state.get("after"))
+
+        def write(spec: MirrorType, listed: bool, group: list[_Page]) -> cache.UpsertResult:
+            """Write pages of one type as one: one upsert, one replacement of their edges, each hook once."""
+            records = [record for page in group for record in page.records]
+            result = cache.upsert_records(spec, records, run_hooks=False)
+            if listed:
+                _write_inline_associations(spec, records, truncated, fresh)
+                cursors.setdefault(spec.name, {})["after"] = group[-1].next_after
+                for record in records:
+                    for name in referenced:
+                        for ref_id in (getattr(record, "associations", {}) or {}).get(name, ()):
+                            if ref_id not in requested[name]:
+                                requested[name].add(ref_id)
+                                pending_refs[name].append(ref_id)
+                for name in referenced:
+                    submit_refs(name)
+            cache.run_after_upsert(spec, [str(r.id) for r in records], full_run=True)
+            return result
+
         try:
             while outstanding:
-                item = pages.get()
-                if isinstance(item, _Failed):
-                    raise item.exc
-                if isinstance(item, _Done):
-                    outstanding -= 1
-                    if not item.spec.fetched_by_reference:
-                        cursors.setdefault(item.spec.name, {})["done"] = True
-                    if outstanding == 0:
-                        for name in pending_refs:
-                            submit_refs(name, flush=True)
-                    continue
-                result = cache.upsert_records(item.spec, item.records, run_hooks=not item.listed)
-                if item.listed:
-                    _write_inline_associations(item.spec, item.records, truncated)
-                    cache.run_after_upsert(item.spec, [str(r.id) for r in item.records])
-                    cursors.setdefault(item.spec.name, {})["after"] = item.next_after
-                    for record in item.records:
-                        for name in referenced:
-                            for ref_id in (getattr(record, "associations", {}) or {}).get(name, ()):
-                                if ref_id not in requested[name]:
-                                    requested[name].add(ref_id)
-                                    pending_refs[name].append(ref_id)
-                    for name in referenced:
-                        submit_refs(name)
-                context.tick(done=len(item.records), written=result.written, skipped=result.skipped)
+                item: _Page | _Done | _Failed = pages.get()
+                # The pages waiting in the queue are written together, pages of one type as one page: one
+                # statement per kind of write and one call per hook for all of them, in one transaction with
+                # one progress tick that saves the cursor with them (a crash resumes after the last page
+                # committed). Only what is waiting is taken: the writer never holds a transaction open for a
+                # fetcher. When HubSpot's rate limit paces the fetchers, that is one page at a time.
+                groups: dict[tuple[str, bool], list[_Page]] = {}
+                failed: BaseException | None = None
+                taken = 0
+                while True:
+                    if isinstance(item, _Failed):
+                        failed = item.exc  # raised once the pages before it are written
+                        break
+                    if isinstance(item, _Done):
+                        outstanding -= 1
+                        if not item.spec.fetched_by_reference:
+                            cursors.setdefault(item.spec.name, {})["done"] = True
+                    else:
+                        groups.setdefault((item.spec.name, item.listed), []).append(item)
+                        taken += 1
+                    if taken >= settings.HUBSPOT_SYNC_QUEUE_PAGES:
+                        break
+                    try:
+                        item = pages.get_nowait()
+                    except queue.Empty:
+                        break
+                done = written = skipped = 0
+                with transaction.atomic():
+                    for (_name, listed_group), group in groups.items():
+                        result = write(group[0].spec, listed_group, group)
+                        done += sum(len(page.records) for page in group)
+                        written += result.written
+                        skipped += result.skipped
+                    context.tick(done=done, written=written, skipped=skipped)
+                if failed is not None:
+                    raise failed
+                if outstanding == 0:
+                    # Every scan and read is done: the ids left over make the last, short batches.
+                    for name in pending_refs:
+                        submit_refs(name, flush=True)
         finally:
             stop.set()
     # Edges whose inline list was cut off at one page, read in full by v4.
@@ -479,8 +514,9 @@ def _full(context: RunContext, specs: Sequence[MirrorType]) -> None:
         missing = _missing_references(spec)
         for batch in cache.chunks(missing, BATCH_READ):
             fetched = client.batch_read(spec.name, batch, properties=names[spec.name])
-            written = cache.upsert_records(spec, fetched.results)
-            context.tick(done=len(fetched.results), written=written.written, skipped=written.skipped)
+            upserted = cache.upsert_records(spec, fetched.results, run_hooks=False)
+            cache.run_after_upsert(spec, [str(r.id) for r in fetched.results], full_run=True)
+            context.tick(done=len(fetched.results), written=upserted.written, skipped=upserted.skipped)
     _finish_full(context, specs)
 
 
@@ -495,6 +531,10 @@ def _finish_full(context: RunContext, specs: Sequence[MirrorType]) -> None:
         )
         if stale:
             cache.mark_archived(spec, stale)
+    # What the run's pages left to the end: copies between records, set-based over the whole table.
+    with transaction.atomic():
+        cache.run_whole_table_hooks(specs)
+    for spec in specs:
         SyncCursor.objects.update_or_create(
             object_type=spec.name, defaults={"modified_before": started, "full_synced_at": timezone.now()}
         )
@@ -507,17 +547,42 @@ def _count(spec: MirrorType) -> int:
 
 
 def _write_inline_associations(
-    spec: MirrorType, records: Sequence[Any], truncated: dict[tuple[str, str], set[str]]
+    spec: MirrorType,
+    records: Sequence[Any],
+    truncated: dict[tuple[str, str], set[str]],
+    fresh: set[tuple[str, str]] | frozenset[tuple[str, str]] = frozenset(),
 ) -> None:
+    edges: dict[str, dict[str, list[cache.Edge]]] = {}
     for to_type in spec.associations:
-        edges = {
+        edges[to_type] = {
             str(r.id): [(to_id, None, "HUBSPOT_DEFINED") for to_id in (r.associations or {}).get(to_type, ())]
             for r in records
         }
-        cache.replace_associations(spec.name, to_type, edges)
         for record in records:
             if to_type in (getattr(record, "truncated_associations", None) or ()):
                 truncated.setdefault((spec.name, to_type), set()).add(str(record.id))
+    cache.replace_edges(
+        spec.name, edges, nothing_to_delete=[t for t in spec.associations if (spec.name, t) in fresh]
+    )
+
+
+def _fresh_pairs(specs: Sequence[MirrorType]) -> set[tuple[str, str]]:
+    """(type, associated type) pairs whose edges a full run writes as plain inserts: the cache has none
+    between the two types yet (a first full sync), and only one side's pages write them (orders and carts
+    both list their edges to each other, so a cart's page may replace what an order's page wrote)."""
+    in_run = {spec.name: spec for spec in specs if not spec.fetched_by_reference}
+    fresh: set[tuple[str, str]] = set()
+    for spec in in_run.values():
+        for to_type in spec.associations:
+            other = in_run.get(to_type)
+            if other is not None and spec.name in other.associations:
+                continue
+            known = Association.objects.filter(from_type=spec.name, to_type=to_type).exists() or (
+                Association.objects.filter(from_type=to_type, to_type=spec.name).exists()
+            )
+            if not known:
+                fresh.add((spec.name, to_type))
+    return fresh
 
 
 def _missing_references(spec: MirrorType) -> list[str]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 
 from celery import Task, shared_task
+from celery.signals import worker_ready
 
-from hubspot import services, sync
+from hubspot import push, services, sync
 from hubspot.models import SyncKind
 
 logger = logging.getLogger(__name__)
@@ -55,3 +56,22 @@ def process_webhook_events_task() -> int:
 @shared_task
 def refresh_records_task(object_type: str, hubspot_ids: list[str]) -> int:
     return sync.refresh_records(object_type, hubspot_ids).written
+
+
+@shared_task
+def push_changes_task(change_id: int | None = None) -> int:
+    """Send the outbox to HubSpot. It drains every due change, not only ``change_id`` (edits travel in
+    batches); running it twice, or after a worker died mid-push, sends nothing twice."""
+    return push.push_outbox()
+
+
+@shared_task
+def push_sweep_task() -> int:
+    """Beat: changes whose worker died go back to pending, and a push is queued while any are pending."""
+    return push.outbox_sweep()
+
+
+@worker_ready.connect
+def _heartbeat_when_ready(sender: object = None, **kwargs: object) -> None:
+    """A worker says it is alive as soon as it starts, not only at beat's next tick."""
+    worker_heartbeat_task.delay()

@@ -7,4 +7,9 @@ urlpatterns = [
     path("", views.sync_status, name="sync"),
     path("now/", views.sync_now, name="sync-now"),
     path("runs/<int:pk>/", views.sync_run, name="sync-run"),
+    path("outbox/", views.outbox_section, name="outbox"),
+    path("outbox/bulk/", views.outbox_bulk, name="outbox-bulk"),
+    path("changes/<int:pk>/<slug:action>/", views.change_action, name="change-action"),
+    path("records/<slug:object_type>/<str:object_id>/state/", views.record_state, name="record-state"),
+    path("records/<slug:object_type>/<str:object_id>/", views.record_changes, name="record-changes"),
 ]

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any, cast
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import trigger_client_event
+from django_htmx.middleware import HtmxDetails
 
-from hubspot import health, services, webhooks
-from hubspot.models import ConnectionProblem, SyncKind, SyncRun, WebhookEvent, WorkerHeartbeat
-from hubspot.permissions import SUPPORT, group_required
+from hubspot import health, outbox, registry, services, webhooks
+from hubspot.forms import OutboxActionForm
+from hubspot.models import Change, ConnectionProblem, SyncKind, SyncRun, WebhookEvent, WorkerHeartbeat
+from hubspot.permissions import PIPELINE_ADMIN, SUPPORT, group_required, in_group
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +82,7 @@ def sync_status(request: HttpRequest) -> HttpResponse:
         "problems": list(ConnectionProblem.objects.all()),
         "runs": list(SyncRun.objects.recent(25)),
         "events": list(WebhookEvent.objects.all()[:50]),
+        "outbox": outbox.outbox_summary(),
     }
     return render(request, "hubspot/sync.html", context)
 
@@ -103,3 +112,116 @@ def sync_now(request: HttpRequest) -> HttpResponse:
     else:
         messages.error(request, "Unknown kind of sync; nothing was started.")
     return redirect("hubspot:sync")
+
+
+# --- the outbox: a record's sync state and timeline, Retry / Discard / conflict choices, bulk actions -------
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+_CHANGE_ACTIONS: dict[str, tuple[Callable[..., Change], str]] = {
+    "retry": (outbox.change_retry, "Sent to HubSpot again."),
+    "discard": (outbox.change_discard, "Discarded: the record shows HubSpot's value again."),
+    "keep-mine": (outbox.change_keep_mine, "Keeping yours: it is sent over HubSpot's value."),
+    "take-hubspot": (outbox.change_take_hubspot, "Took HubSpot's value."),
+}
+
+
+def _known_type_or_404(object_type: str) -> None:
+    if object_type not in ("pipelines", "stages") and registry.find(object_type) is None:
+        raise Http404("No such kind of record.")
+
+
+def _may_resolve(request: HttpRequest, change: Change) -> bool:
+    """Pipeline and stage changes belong to the pipeline editors."""
+    return not change.is_pipeline_change or in_group(request.user, PIPELINE_ADMIN)
+
+
+def _staff(request: HttpRequest) -> User:
+    # group_required has let only signed-in members of a group through.
+    return cast(User, request.user)
+
+
+@group_required(SUPPORT)
+@require_GET
+def record_state(request: HtmxHttpRequest, object_type: str, object_id: str) -> HttpResponse:
+    """One record's sync-state component; it asks for itself again until the record is settled."""
+    _known_type_or_404(object_type)
+    context = {"sync": outbox.record_sync_state(object_type, object_id)}
+    return render(request, "hubspot/record.html#record-state", context)
+
+
+@group_required(SUPPORT)
+@require_GET
+def record_changes(request: HtmxHttpRequest, object_type: str, object_id: str) -> HttpResponse:
+    """A record's timeline of changes (the audit log): the page, or the list alone for htmx."""
+    _known_type_or_404(object_type)
+    state = outbox.record_sync_state(object_type, object_id)
+    changes = list(Change.objects.timeline(object_type, state.object_id)[:200])
+    context = {"sync": state, "object_type": object_type, "object_id": state.object_id, "changes": changes}
+    template = "hubspot/record.html#record-changes" if request.htmx else "hubspot/record.html"
+    return render(request, template, context)
+
+
+@group_required(SUPPORT)
+@require_POST
+def change_action(request: HtmxHttpRequest, pk: int, action: str) -> HttpResponse:
+    """Retry (with corrected values), Discard, Keep mine or Take HubSpot's on one change."""
+    if action not in _CHANGE_ACTIONS:
+        raise Http404("No such action.")
+    service, done = _CHANGE_ACTIONS[action]
+    change = get_object_or_404(Change, pk=pk)
+    if not _may_resolve(request, change):
+        raise PermissionDenied(f"Pipeline changes are for the “{PIPELINE_ADMIN}” group.")
+    kwargs: dict[str, Any] = {}
+    if action == "retry":
+        fixed = {n[5:]: v for n, v in request.POST.items() if n.startswith("prop_") and n[5:] in change.new}
+        kwargs["properties"] = {n: v for n, v in fixed.items() if v != change.new.get(n)} or None
+    try:
+        service(change=change, by=_staff(request), **kwargs)
+        notice = done
+    except outbox.ChangeNotAllowed as exc:
+        notice = str(exc)
+    if not request.htmx:
+        messages.info(request, notice)
+        return redirect("hubspot:record-changes", change.object_type, _current_id(change))
+    state = outbox.record_sync_state(change.object_type, _current_id(change))
+    response = render(request, "hubspot/record.html#record-state", {"sync": state, "notice": notice})
+    # Cards and drawers showing the record listen for this and refresh their values.
+    return trigger_client_event(
+        response, "recordSynced", {"object_type": state.object_type, "object_id": state.object_id}
+    )
+
+
+def _current_id(change: Change) -> str:
+    return Change.objects.filter(pk=change.pk).values_list("object_id", flat=True).first() or change.object_id
+
+
+@group_required(SUPPORT)
+@require_GET
+def outbox_section(request: HtmxHttpRequest) -> HttpResponse:
+    """The Sync page's outbox counts, which the page polls while changes are on their way."""
+    return render(request, "hubspot/sync.html#outbox-counts", {"outbox": outbox.outbox_summary(limit=0)})
+
+
+@group_required(SUPPORT)
+@require_POST
+def outbox_bulk(request: HtmxHttpRequest) -> HttpResponse:
+    """Retry or Discard the changes picked in the outbox."""
+    form = OutboxActionForm(request.POST)
+    if form.is_valid():
+        picked = [c for c in form.cleaned_data["change"] if _may_resolve(request, c)]
+        if form.cleaned_data["action"] == "retry":
+            count = outbox.changes_retry(changes=picked, by=_staff(request))
+            notice = f"{count} change{pluralize(count)} sent again."
+        else:
+            count = outbox.changes_discard(changes=picked, by=_staff(request))
+            notice = f"{count} change{pluralize(count)} discarded."
+    else:
+        notice = " ".join(str(e) for errors in form.errors.values() for e in errors)
+    if not request.htmx:
+        messages.info(request, notice)
+        return redirect("hubspot:sync")
+    return render(request, "hubspot/sync.html#outbox", {"outbox": outbox.outbox_summary(), "notice": notice})

@@ -7,7 +7,8 @@ from typing import Any
 
 from django.db.models import Q
 
-from hubspot.cache import chunks
+from hubspot import registry
+from hubspot.cache import chunks, id_list
 from hubspot.registry import MirrorType
 from orders.models import Order
 from pipelines.models import Stage
@@ -22,14 +23,13 @@ def orders_derive_stage(rows: list[dict[str, Any]]) -> None:
     ):
         stages[(pipeline_id, stage_id)] = (pipeline_pk, stage_pk)
         by_stage_id.setdefault(stage_id, (pipeline_pk, stage_pk))
-    existing = dict(
-        Order.objects.filter(hubspot_id__in=[row["hubspot_id"] for row in rows]).values_list(
-            "hubspot_id", "stage_id"
-        )
-    )
-    entered = dict(
-        Order.objects.filter(hubspot_id__in=list(existing)).values_list("hubspot_id", "stage_entered_at")
-    )
+    # hubspot id -> (stage, stage entered at) of the orders the cache has already
+    existing: dict[str, tuple[int | None, Any]] = {
+        hubspot_id: (stage_pk, entered_at)
+        for hubspot_id, stage_pk, entered_at in Order.objects.filter(
+            hubspot_id__in=id_list([row["hubspot_id"] for row in rows])
+        ).values_list("hubspot_id", "stage_id", "stage_entered_at")
+    }
     for row in rows:
         properties = row["properties"]
         stage_hubspot_id = properties.get("hs_pipeline_stage") or ""
@@ -38,12 +38,13 @@ def orders_derive_stage(rows: list[dict[str, Any]]) -> None:
         )
         row["pipeline_id"], row["stage_id"] = found if found else (None, None)
         hubspot_id = row["hubspot_id"]
-        if hubspot_id in existing and existing[hubspot_id] == row["stage_id"] and entered.get(hubspot_id):
-            row["stage_entered_at"] = entered[hubspot_id]
+        before = existing.get(hubspot_id)
+        if before is not None and before[0] == row["stage_id"] and before[1]:
+            row["stage_entered_at"] = before[1]
         else:
             # A new order entered its stage when it was created; a moved one, at its last modification.
             row["stage_entered_at"] = (
-                row["remote_created_at"] if hubspot_id not in existing else row["remote_updated_at"]
+                row["remote_created_at"] if before is None else row["remote_updated_at"]
             ) or row["synced_at"]
 
 
@@ -61,6 +62,14 @@ def orders_resolve_stages() -> int:
     return updated
 
 
+def orders_refresh_customer_all(spec: MirrorType) -> None:
+    """Every order's copy of its contact, set-based (the end of a full run)."""
+    from hubspot.services import denormalize_contact
+
+    denormalize_contact(Order, "orders", None)
+
+
+@registry.whole_table(orders_refresh_customer_all)
 def orders_refresh_customer(spec: MirrorType, hubspot_ids: Sequence[str]) -> None:
     """Copy each order's associated contact (name, email) onto the order, for cards and search."""
     from hubspot.services import denormalize_contact

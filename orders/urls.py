@@ -4,5 +4,18 @@ from orders import views
 
 app_name = "orders"
 urlpatterns = [
-    path("", views.boards, name="boards"),
+    path("", views.boards_home, name="boards"),
+    path("<int:pipeline_pk>/", views.board, name="board"),
+    path("<int:pipeline_pk>/columns/<int:stage_pk>/", views.column, name="column"),
+    path("<int:pipeline_pk>/version/", views.board_version, name="version"),
+    path("<int:pipeline_pk>/table/", views.table, name="table"),
+    path("<int:pipeline_pk>/export.csv", views.export_csv, name="export"),
+    path("<int:pipeline_pk>/views/", views.saved_view_create, name="saved-view-create"),
+    path("<int:pipeline_pk>/bulk-move/", views.bulk_move, name="bulk-move"),
+    path("<int:pipeline_pk>/views/<int:view_pk>/delete/", views.saved_view_delete, name="saved-view-delete"),
+    path("orders/<str:hubspot_id>/move/", views.move, name="move"),
+    path("orders/<str:hubspot_id>/", views.drawer, name="drawer"),
+    path("orders/<str:hubspot_id>/properties/<str:name>/", views.property_edit, name="property-edit"),
+    path("orders/<str:hubspot_id>/properties/<str:name>/save/", views.property_save, name="property-save"),
+    path("orders/<str:hubspot_id>/resync/", views.resync, name="resync"),
 ]

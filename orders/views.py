@@ -1,15 +1,374 @@
-"""Views of the orders app."""
+"""Views of the orders app: the boards, moves, the table, the CSV export and saved views."""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+import csv
+from collections.abc import Iterator
+from typing import Any
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import trigger_client_event
 
 from hubspot.permissions import SUPPORT, group_required
+from orders import board as boards
+from orders import details, edits
+from orders.forms import BoardFilterForm, MoveForm, SavedViewForm
+from orders.models import Order, SavedView
+from pipelines.models import Pipeline
+from pipelines.rules import check_move
+
+TABLE_PAGE = 50
+
+
+def _filters(request: HttpRequest) -> tuple[BoardFilterForm, dict[str, Any]]:
+    form = BoardFilterForm(request.GET or None)
+    return form, form.active()
+
+
+def _board_query(request: HttpRequest) -> QueryDict:
+    """The board's filters as they came (moves carry them in ``filters`` so counts are recomputed alike)."""
+    return QueryDict(request.POST.get("filters", "")) if request.method == "POST" else request.GET
 
 
 @group_required(SUPPORT)
 @require_GET
-def boards(request: HttpRequest) -> HttpResponse:
-    return render(request, "orders/boards.html")
+def boards_home(request: HttpRequest) -> HttpResponse:
+    pipeline = Pipeline.objects.for_orders().first()
+    if pipeline is None:
+        return render(request, "orders/boards.html")
+    return redirect("orders:board", pipeline.pk)
+
+
+@group_required(SUPPORT)
+@require_GET
+def board(request: HttpRequest, pipeline_pk: int) -> HttpResponse:
+    pipeline = get_object_or_404(Pipeline.objects.for_orders(), pk=pipeline_pk)
+    form, filters = _filters(request)
+    context = {
+        "board": boards.build_board(pipeline, filters, request.GET),
+        "form": form,
+        "pipelines": Pipeline.objects.for_orders(),
+        "saved_views": SavedView.objects.filter(user=request.user, pipeline=pipeline),
+        "version": boards.version(pipeline),
+        "pipeline_pk": pipeline.pk,
+    }
+    template = "orders/board.html"
+    if request.htmx and request.htmx.target == "board-body":
+        template += "#board-body"
+    return render(request, template, context)
+
+
+@group_required(SUPPORT)
+@require_GET
+def column(request: HttpRequest, pipeline_pk: int, stage_pk: int) -> HttpResponse:
+    """The next page of one column's cards (loaded when the end of the column scrolls into view)."""
+    pipeline = get_object_or_404(Pipeline.objects.for_orders(), pk=pipeline_pk)
+    stage = get_object_or_404(pipeline.stages.filter(archived=False), pk=stage_pk)
+    _, filters = _filters(request)
+    orders = boards.filtered(pipeline, filters)
+    cards, next_cursor = boards.column_page(orders, stage.pk, request.GET.get("after"))
+    context = {"cards": cards, "next_cursor": next_cursor, "column_stage": stage, "pipeline": pipeline,
+               "stages": boards.stages_of(pipeline), "query": _without(request.GET, "after"),
+               "card_fields": boards.card_fields(pipeline)}
+    return render(request, "orders/board.html#column-page", context)
+
+
+@group_required(SUPPORT)
+@require_GET
+def board_version(request: HttpRequest, pipeline_pk: int) -> HttpResponse:
+    """The live poll: 204 while nothing changed; otherwise tell the page to refresh the board."""
+    pipeline = get_object_or_404(Pipeline.objects.for_orders(), pk=pipeline_pk)
+    current = boards.version(pipeline)
+    if request.GET.get("v") == current:
+        return HttpResponse(status=204)
+    response = render(request, "orders/board.html#board-version", {"pipeline_pk": pipeline.pk, "version": current})
+    return trigger_client_event(response, "boardChanged", {"version": current})
+
+
+@group_required(SUPPORT)
+@require_POST
+def move(request: HttpRequest, hubspot_id: str) -> HttpResponse:
+    """Drag, "Move to…" and the required-values prompt all post here."""
+    order = get_object_or_404(Order.objects.select_related("stage", "pipeline"), hubspot_id=hubspot_id, archived=False)
+    pipeline = order.pipeline
+    if pipeline is None:
+        return _card_refused(request, order, "This order has no pipeline in the cache yet; sync first.")
+    form = MoveForm(request.POST, pipeline=pipeline)
+    if not form.is_valid():
+        return _card_refused(request, order, " ".join(e for errors in form.errors.values() for e in errors))
+    stage = form.cleaned_data["stage"]
+    seen_in = form.cleaned_data.get("from_stage")
+    if seen_in is not None and seen_in != order.stage_id:
+        where = order.stage.label if order.stage else "no stage"
+        return _card_refused(request, order, f"Someone moved this order to “{where}” meanwhile; it stays there.")
+    values = {k[len("prop_"):]: v.strip() for k, v in request.POST.items() if k.startswith("prop_")}
+    check = check_move(order, stage, values)
+    if not check.allowed:
+        return _card_refused(request, order, check.reason, prompt_stage=stage if check.missing else None,
+                             missing=check.missing)
+    old_stage_id = order.stage_id
+    edits.order_move_to_stage(order=order, stage=stage, by=request.user, values=values)  # type: ignore[arg-type]
+    if not request.htmx:
+        messages.success(request, f"Moved “{order}” to {stage.label}.")
+        return redirect(reverse("orders:board", args=[pipeline.pk]) + "?" + request.POST.get("filters", ""))
+    return _card_moved(request, order, pipeline, old_stage_id)
+
+
+def _card_context(request: HttpRequest, order: Order, **extra: Any) -> dict[str, Any]:
+    pipeline = order.pipeline
+    return {"order": order, "pipeline": pipeline, "stages": boards.stages_of(pipeline) if pipeline else [],
+            "query": _board_query(request).urlencode(),
+            "card_fields": boards.card_fields(pipeline) if pipeline else [], **extra}
+
+
+def _card_moved(request: HttpRequest, order: Order, pipeline: Pipeline, old_stage_id: int | None) -> HttpResponse:
+    filters = BoardFilterForm(_board_query(request)).active()
+    changed = [sid for sid in {old_stage_id, order.stage_id} if sid is not None]
+    totals = boards.column_totals(pipeline, filters, changed)
+    context = _card_context(request, order, headers=[(s, totals[s.pk]) for s in boards.stages_of(pipeline)
+                                                      if s.pk in totals])
+    response = render(request, "orders/board.html#moved-card", context)
+    return trigger_client_event(
+        response, "orderMoved", {"order": order.hubspot_id, "stage": order.stage_id}, after="swap"
+    )
+
+
+def _card_refused(request: HttpRequest, order: Order, reason: str, *, prompt_stage: Any = None,
+                  missing: list[str] | None = None) -> HttpResponse:
+    """Nothing changes: the card goes back where it was and says why (or asks for the missing values)."""
+    if not request.htmx:
+        messages.error(request, reason)
+        return redirect(reverse("orders:board", args=[order.pipeline_id]) if order.pipeline_id else "/")
+    from hubspot.models import PropertyDefinition
+
+    definitions = {d.name: d for d in PropertyDefinition.objects.filter(object_type="orders", name__in=missing or [])}
+    prompt = [(name, definitions.get(name)) for name in missing or []]
+    context = _card_context(request, order, refusal=reason, prompt_stage=prompt_stage, prompt=prompt)
+    response = render(request, "orders/board.html#card", context)
+    return trigger_client_event(
+        response, "moveRefused", {"order": order.hubspot_id, "stage": order.stage_id}, after="swap"
+    )
+
+
+def _without(query: QueryDict, *names: str) -> str:
+    copy = query.copy()
+    for name in names:
+        copy.pop(name, None)
+    return copy.urlencode()
+
+
+@group_required(SUPPORT)
+@require_GET
+def table(request: HttpRequest, pipeline_pk: int) -> HttpResponse:
+    """The same orders and filters as a list, a page at a time."""
+    pipeline = get_object_or_404(Pipeline.objects.for_orders(), pk=pipeline_pk)
+    form, filters = _filters(request)
+    orders = boards.filtered(pipeline, filters).select_related("stage").order_by("-remote_created_at", "-pk")
+    try:
+        page = max(1, int(request.GET.get("page", "1")))
+    except ValueError:
+        page = 1
+    rows = list(orders[(page - 1) * TABLE_PAGE : page * TABLE_PAGE + 1])
+    context = {
+        "pipeline": pipeline, "form": form, "pipelines": Pipeline.objects.for_orders(),
+        "rows": rows[:TABLE_PAGE], "page": page, "has_next": len(rows) > TABLE_PAGE,
+        "total": orders.count(), "query": _without(request.GET, "page"),
+    }
+    return render(request, "orders/table.html", context)
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+@group_required(SUPPORT)
+@require_GET
+def export_csv(request: HttpRequest, pipeline_pk: int) -> StreamingHttpResponse:
+    """Every filtered order, all pages, streamed."""
+    pipeline = get_object_or_404(Pipeline.objects.for_orders(), pk=pipeline_pk)
+    _, filters = _filters(request)
+    columns = ["hubspot_id", "name", "stage__label", "customer_name", "customer_email", "total", "currency",
+               "store", "fulfillment_status", "external_id", "tracking_number", "remote_created_at",
+               "stage_entered_at"]
+    header = ["HubSpot ID", "Order", "Stage", "Customer", "Email", "Total", "Currency", "Store", "Fulfillment",
+              "External ID", "Tracking number", "Created", "In stage since"]
+    rows = boards.filtered(pipeline, filters).order_by("-remote_created_at", "-pk").values_list(*columns)
+    writer = csv.writer(_Echo())
+
+    def lines() -> Iterator[str]:
+        yield writer.writerow(header)
+        for row in rows.iterator(chunk_size=2000):
+            yield writer.writerow([_csv_safe(v) for v in row])
+
+    stamp = timezone.now().strftime("%Y%m%d-%H%M")
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="orders-{pipeline.pk}-{stamp}.csv"'
+    return response
+
+
+def _csv_safe(value: Any) -> Any:
+    """Spreadsheets run cells that start with = + - @ as formulas; HubSpot text is data, never a formula."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+@group_required(SUPPORT)
+@require_POST
+def saved_view_create(request: HttpRequest, pipeline_pk: int) -> HttpResponse:
+    pipeline = get_object_or_404(Pipeline.objects.for_orders(), pk=pipeline_pk)
+    form = SavedViewForm(request.POST)
+    if form.is_valid():
+        SavedView.objects.update_or_create(
+            user=request.user, pipeline=pipeline, name=form.cleaned_data["name"],  # type: ignore[misc]
+            defaults={"query": form.cleaned_data["query"]},
+        )
+        messages.success(request, f"Saved the view “{form.cleaned_data['name']}”.")
+        return redirect(reverse("orders:board", args=[pipeline.pk]) + "?" + form.cleaned_data["query"])
+    messages.error(request, "A saved view needs a name of at most 80 characters.")
+    return redirect("orders:board", pipeline.pk)
+
+
+@group_required(SUPPORT)
+@require_POST
+def saved_view_delete(request: HttpRequest, pipeline_pk: int, view_pk: int) -> HttpResponse:
+    view = get_object_or_404(SavedView, pk=view_pk, user=request.user, pipeline_id=pipeline_pk)
+    view.delete()
+    messages.success(request, f"Deleted the view “{view.name}”.")
+    return redirect("orders:board", pipeline_pk)
+
+
+# --- the order drawer ---------------------------------------------------------------------------------------
+
+
+@group_required(SUPPORT)
+@require_GET
+def drawer(request: HttpRequest, hubspot_id: str) -> HttpResponse:
+    """Everything about one order; a drawer over the board, or a page of its own at the same URL."""
+    order = get_object_or_404(Order.objects.select_related("stage", "pipeline"), hubspot_id=hubspot_id)
+    template = "orders/drawer.html#drawer" if request.htmx else "orders/drawer.html"
+    return render(request, template, drawer_context(order))
+
+
+def drawer_context(order: Order) -> dict[str, Any]:
+    from hubspot.models import Change
+
+    return {
+        "order": order,
+        "groups": details.property_groups(order),
+        "line_items": details.line_items(order),
+        "customer": details.customer(order),
+        "carts": details.carts(order),
+        "timeline": details.timeline(order, Change.objects.timeline("orders", order.hubspot_id)[:50]),
+    }
+
+
+@group_required(SUPPORT)
+@require_GET
+def property_edit(request: HttpRequest, hubspot_id: str, name: str) -> HttpResponse:
+    """The inline editor of one property (or its plain row again, with ?cancel)."""
+    order = get_object_or_404(Order, hubspot_id=hubspot_id, archived=False)
+    field = details.field_for(order, name)
+    if field is None:
+        return HttpResponse("This property can't be shown.", status=404)
+    editing = "cancel" not in request.GET and field.editable
+    return render(request, "orders/drawer.html#property-row", {"order": order, "field": field, "editing": editing})
+
+
+@group_required(SUPPORT)
+@require_POST
+def property_save(request: HttpRequest, hubspot_id: str, name: str) -> HttpResponse:
+    order = get_object_or_404(Order, hubspot_id=hubspot_id, archived=False)
+    field = details.field_for(order, name)
+    if field is None or not field.editable:
+        return render(request, "orders/drawer.html#property-row",
+                      {"order": order, "field": field, "error": "HubSpot doesn't let this property be edited."})
+    value, error = details.clean_value(field, request.POST.get("value", ""))
+    if error:
+        return render(request, "orders/drawer.html#property-row",
+                      {"order": order, "field": field, "editing": True, "error": error, "entered": request.POST.get("value", "")})
+    edits.order_update_properties(order=order, values={name: value}, by=request.user)  # type: ignore[arg-type]
+    field = details.field_for(order, name)
+    response = render(request, "orders/drawer.html#property-row", {"order": order, "field": field, "saved": True})
+    return trigger_client_event(response, "orderChanged", {"order": order.hubspot_id})
+
+
+@group_required(SUPPORT)
+@require_POST
+def resync(request: HttpRequest, hubspot_id: str) -> HttpResponse:
+    """Read this order from HubSpot again, in the background."""
+    from hubspot.tasks import refresh_records_task
+
+    order = get_object_or_404(Order, hubspot_id=hubspot_id)
+    refresh_records_task.delay("orders", [order.hubspot_id])
+    messages.success(request, "Reading this order from HubSpot again; the page updates when it's done.")
+    if request.htmx:
+        return render(request, "base.html#messages", {})
+    return redirect("orders:drawer", hubspot_id)
+
+
+# --- bulk moves ---------------------------------------------------------------------------------------------
+
+# Up to this many orders move during the request; more move in a worker while the board shows progress.
+BULK_IN_REQUEST = 500
+
+
+def describe_filters(filters: dict[str, Any]) -> str:
+    labels = {"q": "search", "store": "store", "status": "fulfillment", "currency": "currency",
+              "created_from": "created from", "created_to": "created to", "sync": "sync state"}
+    parts = [f"{labels[k]} “{v}”" for k, v in filters.items() if k in labels]
+    if filters.get("stale"):
+        parts.append("stale")
+    return ", ".join(parts)
+
+
+@group_required(SUPPORT)
+@require_POST
+def bulk_move(request: HttpRequest, pipeline_pk: int) -> HttpResponse:
+    """Move the selected cards, or all orders matching the filters, after a confirmation that states the scope."""
+    pipeline = get_object_or_404(Pipeline.objects.for_orders(), pk=pipeline_pk)
+    stage = pipeline.stages.filter(pk=request.POST.get("stage") or 0, archived=False).first()
+    filters = BoardFilterForm(_board_query(request)).active()
+    scope = request.POST.get("scope", "selected")
+    if scope == "all":
+        orders = boards.filtered(pipeline, filters)
+        described = f"all {orders.count():,} orders matching the filters" + (
+            f" ({describe_filters(filters)})" if filters else " (no filters: every order on this board)")
+    else:
+        ids = request.POST.getlist("selected")
+        orders = Order.objects.filter(pipeline=pipeline, archived=False, hubspot_id__in=ids)
+        described = f"{orders.count():,} selected order{'s' if orders.count() != 1 else ''}"
+    context: dict[str, Any] = {"pipeline": pipeline, "stage": stage, "scope": scope, "described": described,
+                               "post": request.POST, "count": orders.count()}
+    if stage is None:
+        context["error"] = "Choose the stage to move them to."
+    elif context["count"] == 0:
+        context["error"] = "No orders are selected."
+    if "error" in context or request.POST.get("confirm") != "1":
+        return render(request, "orders/board.html#bulk-confirm", context)
+    ids = list(orders.values_list("hubspot_id", flat=True))
+    if len(ids) > BULK_IN_REQUEST:
+        from orders.tasks import orders_bulk_move_task
+
+        orders_bulk_move_task.delay(stage.pk, ids, request.user.pk)  # type: ignore[union-attr]
+        messages.success(request, f"Moving {described} to {stage.label} in the background; "  # type: ignore[union-attr]
+                                  "the board updates as they move.")
+    else:
+        result = edits.orders_bulk_move(orders=Order.objects.filter(hubspot_id__in=ids).select_related("stage"),
+                                        stage=stage, by=request.user)  # type: ignore[arg-type]
+        summary = f"Moved {result.moved:,} of {described} to {stage.label}."  # type: ignore[union-attr]
+        if result.unchanged:
+            summary += f" {result.unchanged:,} were there already."
+        for reason, count in result.refused.items():
+            summary += f" {count:,} not moved: {reason}"
+        (messages.warning if result.refused else messages.success)(request, summary)
+    if not request.htmx:
+        return redirect(reverse("orders:board", args=[pipeline.pk]) + "?" + request.POST.get("filters", ""))
+    response = render(request, "orders/board.html#bulk-done", {})
+    return trigger_client_event(response, "boardChanged", {})

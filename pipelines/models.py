@@ -5,6 +5,10 @@ from __future__ import annotations
 from django.db import models
 
 
+def default_card_properties() -> list[str]:
+    return ["customer", "hs_total_price", "hs_source_store", "hs_fulfillment_status"]
+
+
 class PipelineQuerySet(models.QuerySet["Pipeline"]):
     def for_orders(self) -> PipelineQuerySet:
         return self.filter(object_type="orders", archived=False).order_by("display_order", "label")
@@ -23,6 +27,11 @@ class Pipeline(models.Model):
     synced_at = models.DateTimeField(null=True, blank=True)
     # Cards older than this many days in one stage are marked stale on the board.
     stale_after_days = models.PositiveIntegerField(default=7)
+    # Properties shown on this pipeline's cards, besides the name (HubSpot property names, in order).
+    card_properties = models.JSONField(default=default_card_properties, blank=True)
+    # Stage rules, as HubSpot's pipeline rules: may an order skip open stages, or move back?
+    allow_skipping = models.BooleanField(default=True, help_text="Orders may jump over stages when moved.")
+    allow_moving_back = models.BooleanField(default=True, help_text="Orders may move to an earlier stage.")
 
     objects = PipelineQuerySet.as_manager()
 
@@ -51,6 +60,8 @@ class Stage(models.Model):
     state = models.CharField(max_length=8, choices=StageState.choices, default=StageState.OPEN)
     metadata = models.JSONField(default=dict, blank=True)
     archived = models.BooleanField(default=False)
+    # Properties an order must have a value for to enter this stage; the move asks for them.
+    required_properties = models.JSONField(default=list, blank=True)
     remote_created_at = models.DateTimeField(null=True, blank=True)
     remote_updated_at = models.DateTimeField(null=True, blank=True)
 

@@ -1,0 +1,963 @@
+"""Push: send the outbox to HubSpot (DESIGN.md §5).
+
+A push task drains the outbox in claims. A claim takes, in one short transaction, the due changes of up to
+100 records of one kind and type, marks them ``pushing`` under a token and a lease, and excludes records
+another worker is sending, so one record is never written by two workers at once. Then, outside any
+transaction:
+
+- pipelines and stages go first (a new stage exists in HubSpot before an order moves into it), then record
+  creates, edits, links, and last deletes; a change that names a temporary id waits until HubSpot has
+  created that thing and the id is replaced with HubSpot's;
+- edits of one record are coalesced (the latest value of each property) and up to 100 records make one
+  batch read and one batch update; the read compares each property's base with HubSpot's current value,
+  and a property HubSpot changed since the edit makes its changes a conflict instead of being written;
+- creates carry the change's objectWriteTraceId on every attempt (or upsert by a unique property), so an
+  attempt whose answer was lost cannot create a second record;
+- 429s, 423s, 5xx, timeouts and network errors are retried by the client within the shared rate limiter;
+  what outlasts that goes back to pending with a backoff. A DAILY 429 pauses pushing until the reset
+  (a ConnectionProblem: the banner on every page). Validation and not-found answers fail the change with
+  HubSpot's message.
+
+Durability: a worker renews its lease while it sends; if it dies, the lease runs out and the changes are
+claimed again (by any push task, or by the periodic sweep that also queues a task). A write whose answer was
+lost may still land in HubSpot later, so the record's next write waits ``HUBSPOT_PUSH_GHOST_WINDOW_S``; the
+next attempt reads HubSpot first and skips values that are already there. Running a task twice does
+nothing more than running it once.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+from django.db.models import F, Min, Q
+from django.utils import timezone
+
+from hubspot import client, pending, registry
+from hubspot.models import (
+    Change,
+    ChangeKind,
+    ChangeStatus,
+    ConnectionProblem,
+    OutboxState,
+)
+from hubspot.outbox import queue_push, refresh_on_commit
+
+logger = logging.getLogger(__name__)
+
+DAILY_MESSAGE = (
+    "HubSpot's daily API limit is reached. Edits are saved here and reach HubSpot when the limit resets; "
+    "syncing resumes then too."
+)
+AUTH_MESSAGE = (
+    "HubSpot rejected the access token, so edits can't be sent. Set HUBSPOT_ACCESS_TOKEN to a valid "
+    "private-app token, then press “Sync now”."
+)
+# Rows a claim looks at per kind of change: plenty for 100 records, bounded whatever the backlog.
+_SCAN = 5000
+_DELETE_KINDS = (ChangeKind.PIPELINE_DELETE, ChangeKind.STAGE_DELETE)
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    kinds: tuple[str, ...]
+    single: bool  # one record per claim (no batch API)
+
+
+PHASES: tuple[Phase, ...] = (
+    Phase(
+        "pipelines",
+        (
+            ChangeKind.PIPELINE_CREATE,
+            ChangeKind.PIPELINE_UPDATE,
+            ChangeKind.STAGE_CREATE,
+            ChangeKind.STAGE_UPDATE,
+        ),
+        single=True,
+    ),
+    Phase("creates", (ChangeKind.CREATE,), single=False),
+    Phase("updates", (ChangeKind.UPDATE,), single=False),
+    Phase("links", (ChangeKind.ASSOCIATE, ChangeKind.DISSOCIATE), single=False),
+    Phase("deletes", _DELETE_KINDS, single=True),
+)
+
+
+@dataclass
+class Claim:
+    token: str
+    phase: str
+    object_type: str
+    changes: list[Change]
+
+
+# --- draining ---------------------------------------------------------------------------------------------
+
+
+def push_outbox(*, budget_s: float | None = None) -> int:
+    """Send what is due in the outbox until nothing is; returns how many changes were settled.
+
+    Waits briefly (up to a second or two) for edits that are still settling, so quick successive edits of a
+    record and bulk edits share calls; what is due later is left to a delayed task."""
+    budget = settings.HUBSPOT_PUSH_DRAIN_BUDGET_S if budget_s is None else budget_s
+    _mark_started()
+    deadline = time.monotonic() + budget
+    settled = 0
+    while True:
+        if time.monotonic() >= deadline:
+            queue_push(force=True)  # hand over to a fresh task rather than hold a worker slot for ever
+            break
+        problem = paused()
+        if problem is not None:
+            if problem.kind == ConnectionProblem.Kind.DAILY_LIMIT and problem.until:
+                _wake_later((problem.until - timezone.now()).total_seconds())
+            break
+        claim, wake = claim_next()
+        if claim is None:
+            if wake is None:
+                break
+            if wake.settling:
+                # Edits still arriving: worth a short wait in this task.
+                time.sleep(max(0.01, wake.seconds))
+                continue
+            _wake_later(wake.seconds)  # a retry's backoff: another task, later
+            break
+        settled += push_claim(claim)
+    return settled
+
+
+def outbox_sweep() -> int:
+    """The periodic sweep: changes whose worker died go back to pending, and a push task is queued while
+    anything is pending (its own task may have been lost with a worker or a broker restart)."""
+    now = timezone.now()
+    with transaction.atomic():
+        reclaimed = _reclaim_expired(now)
+    ConnectionProblem.objects.filter(kind=ConnectionProblem.Kind.DAILY_LIMIT, until__lt=now).delete()
+    if Change.objects.filter(status=ChangeStatus.PENDING).exists():
+        queue_push(force=True)
+    return reclaimed
+
+
+def paused() -> ConnectionProblem | None:
+    """The connection problem that stops pushing now, if any (an expired daily-limit pause is dropped)."""
+    now = timezone.now()
+    ConnectionProblem.objects.filter(kind=ConnectionProblem.Kind.DAILY_LIMIT, until__lt=now).delete()
+    return ConnectionProblem.objects.first()
+
+
+def _mark_started() -> None:
+    now = timezone.now()
+    if not OutboxState.objects.filter(pk=1).update(started_at=now):
+        OutboxState.objects.get_or_create(pk=1, defaults={"started_at": now})
+
+
+def _wake_later(seconds: float) -> None:
+    """Queue a delayed push task, unless one is already due no later."""
+    from hubspot.tasks import push_changes_task
+
+    seconds = min(max(seconds, 0.0), settings.HUBSPOT_PUSH_RETRY_CAP_S)
+    now = timezone.now()
+    due = now + timedelta(seconds=seconds)
+    taken = (
+        OutboxState.objects.filter(pk=1)
+        .filter(Q(wake_at__isnull=True) | Q(wake_at__lte=now) | Q(wake_at__gt=due))
+        .update(wake_at=due)
+    )
+    if taken:
+        push_changes_task.apply_async(countdown=seconds)
+
+
+def _reclaim_expired(now: datetime) -> int:
+    """Changes claimed by a worker that stopped renewing its lease (it died) are sent again, once any write
+    of theirs that was under way can no longer land."""
+    return Change.objects.filter(status=ChangeStatus.PUSHING, lease_until__lt=now).update(
+        status=ChangeStatus.PENDING,
+        claim="",
+        lease_until=None,
+        next_attempt_at=now + timedelta(seconds=settings.HUBSPOT_PUSH_GHOST_WINDOW_S),
+        error="The worker sending this change stopped; it is sent again.",
+    )
+
+
+# --- claims -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Wake:
+    """When something pending becomes due: ``settling`` edits (debounce, a batch filling) are due within a
+    second or two; otherwise it is a retry's backoff or a record waiting out a late write."""
+
+    seconds: float
+    settling: bool
+
+
+def claim_next() -> tuple[Claim | None, Wake | None]:
+    """Claim the next batch of due changes, or say when something becomes due (None: nothing is pending
+    that a push task could send now or later)."""
+    now = timezone.now()
+    debounce = timedelta(seconds=settings.HUBSPOT_PUSH_DEBOUNCE_S)
+    debounce_max = timedelta(seconds=settings.HUBSPOT_PUSH_DEBOUNCE_MAX_S)
+    fill = timedelta(seconds=settings.HUBSPOT_PUSH_FILL_S)
+    batch = settings.HUBSPOT_PUSH_BATCH
+    wake: Wake | None = None
+
+    def soon(moment: datetime, *, settling: bool = False) -> None:
+        nonlocal wake
+        seconds = max(0.0, (moment - now).total_seconds())
+        if wake is None or seconds < wake.seconds:
+            wake = Wake(seconds, settling)
+
+    with transaction.atomic():
+        # One claim at a time: on PostgreSQL this row lock; SQLite's IMMEDIATE transactions already queue.
+        list(OutboxState.objects.select_for_update().filter(pk=1))
+        _reclaim_expired(now)
+        busy = set(Change.objects.filter(status=ChangeStatus.PUSHING).values_list("object_type", "object_id"))
+        # Records whose last write may still land late (see HUBSPOT_PUSH_GHOST_WINDOW_S), and until when.
+        quiet: dict[tuple[str, str], datetime] = {}
+        for object_type_, object_id_, until in Change.objects.filter(quiet_until__gt=now).values_list(
+            "object_type", "object_id", "quiet_until"
+        ):
+            if until is not None:
+                key_ = (object_type_, object_id_)
+                quiet[key_] = max(until, quiet.get(key_, until))
+        pending_changes = Change.objects.filter(status=ChangeStatus.PENDING)
+        due = pending_changes.filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        later = pending_changes.filter(next_attempt_at__gt=now).aggregate(at=Min("next_attempt_at"))["at"]
+        if later is not None:
+            soon(later)
+        for phase in PHASES:
+            rows: list[dict[str, Any]] = [
+                dict(row)
+                for row in due.filter(kind__in=phase.kinds)
+                .order_by("pk")
+                .values("pk", "object_type", "object_id", "waits_for", "created_at", "kind", "parent_id")[
+                    :_SCAN
+                ]
+            ]
+            by_record: dict[tuple[str, str], list[dict[str, Any]]] = {}
+            for row in rows:
+                by_record.setdefault((row["object_type"], row["object_id"]), []).append(row)
+            chosen: list[list[dict[str, Any]]] = []
+            object_type: str | None = None
+            oldest_chosen: datetime | None = None
+            settling = False
+            for key, record_rows in by_record.items():
+                if key in busy:
+                    continue  # its worker goes on to the record's next changes when it is done
+                if key in quiet:
+                    soon(quiet[key])
+                    continue
+                # A record's changes go in order: none after one that still waits for a created id.
+                ready: list[dict[str, Any]] = []
+                for row in record_rows:
+                    if row["waits_for"]:
+                        break
+                    ready.append(row)
+                if not ready or (object_type is not None and key[0] != object_type):
+                    continue
+                if phase.name == "deletes" and _earlier_work(ready[0]):
+                    continue
+                newest = max(r["created_at"] for r in record_rows)
+                oldest = min(r["created_at"] for r in record_rows)
+                eligible_at = min(newest + debounce, oldest + debounce_max)
+                if eligible_at > now:
+                    settling = True
+                    soon(eligible_at, settling=True)
+                    continue
+                if phase.single:
+                    # A pipeline or stage: a create goes alone, updates of one thing together.
+                    ready = ready[:1] if ready[0]["kind"] in _CREATES else ready
+                object_type = key[0]
+                chosen.append(ready)
+                oldest_chosen = oldest if oldest_chosen is None else min(oldest_chosen, oldest)
+                if phase.single or len(chosen) >= batch:
+                    break
+            if not chosen:
+                continue
+            if (
+                not phase.single
+                and len(chosen) < batch
+                and settling
+                and oldest_chosen is not None
+                and oldest_chosen + fill > now
+            ):
+                # Room left in the batch and edits still arriving: wait a moment so they share the calls.
+                soon(oldest_chosen + fill, settling=True)
+                continue
+            token = uuid.uuid4().hex
+            pks = [row["pk"] for ready in chosen for row in ready]
+            Change.objects.filter(pk__in=pks, status=ChangeStatus.PENDING).update(
+                status=ChangeStatus.PUSHING,
+                claim=token,
+                lease_until=now + timedelta(seconds=settings.HUBSPOT_PUSH_LEASE_S),
+                pushed_at=now,
+                attempts=F("attempts") + 1,
+                next_attempt_at=None,
+            )
+            changes = list(Change.objects.filter(claim=token, status=ChangeStatus.PUSHING).order_by("pk"))
+            assert object_type is not None
+            return Claim(token, phase.name, object_type, changes), None
+    return None, wake
+
+
+_CREATES = (ChangeKind.PIPELINE_CREATE, ChangeKind.STAGE_CREATE, ChangeKind.CREATE)
+
+
+def _earlier_work(row: dict[str, Any]) -> bool:
+    """Whether a delete must wait: earlier order edits (moves out of the stage) or earlier changes of the
+    same pipeline are not in HubSpot yet."""
+    pipeline_id = row["parent_id"] if row["object_type"] == "stages" else row["object_id"]
+    return (
+        Change.objects.filter(
+            pk__lt=row["pk"], status__in=(ChangeStatus.PENDING, ChangeStatus.PUSHING), waits_for=""
+        )
+        .filter(
+            Q(object_type="orders", kind=ChangeKind.UPDATE)
+            | Q(object_type="pipelines", object_id=pipeline_id)
+            | Q(object_type="stages", parent_id=pipeline_id)
+        )
+        .exists()
+    )
+
+
+# --- sending one claim --------------------------------------------------------------------------------------
+
+
+class _LeaseKeeper:
+    """Renews a claim's lease from a thread of its own while the worker sends (a call may take longer than
+    the lease when HubSpot is slow); a worker that dies stops renewing, and its changes are claimed again."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"push-lease-{token[:8]}", daemon=True)
+
+    def __enter__(self) -> _LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        lease = settings.HUBSPOT_PUSH_LEASE_S
+        try:
+            while not self._stop.wait(lease / 3):
+                Change.objects.filter(claim=self.token, status=ChangeStatus.PUSHING).update(
+                    lease_until=timezone.now() + timedelta(seconds=lease)
+                )
+        except DatabaseError as exc:
+            logger.warning("push: could not renew a lease (%s)", exc)
+        finally:
+            connection.close()
+
+
+def push_claim(claim: Claim) -> int:
+    """Send one claim; whatever HubSpot could not take yet goes back to pending with a backoff."""
+    handler = _HANDLERS[claim.phase]
+    try:
+        with _LeaseKeeper(claim.token):
+            return handler(claim)
+    except client.DailyLimitReached as exc:
+        until = exc.resets_at or _next_midnight()
+        ConnectionProblem.objects.update_or_create(
+            kind=ConnectionProblem.Kind.DAILY_LIMIT,
+            defaults={"message": DAILY_MESSAGE, "detail": exc.message, "until": until},
+        )
+        _release(claim, at=until, error="HubSpot's daily API limit is reached; sent when it resets.")
+    except client.AuthFailed as exc:
+        ConnectionProblem.objects.update_or_create(
+            kind=ConnectionProblem.Kind.AUTH, defaults={"message": AUTH_MESSAGE, "detail": exc.message}
+        )
+        _release(claim, at=_backoff(claim, None), error="HubSpot rejected the access token.")
+    except (client.RateLimited, client.Retryable) as exc:
+        logger.info("push: %d changes wait after %s", len(claim.changes), exc.message[:200])
+        error = (
+            "HubSpot is busy (rate limit); sending again shortly."
+            if isinstance(exc, client.RateLimited)
+            else f"HubSpot did not answer in time ({exc.message[:200]}); sending again shortly."
+        )
+        at = _backoff(claim, exc)
+        if isinstance(exc, client.Retryable):
+            # The write may still land: nothing more for these records until it no longer can.
+            at = max(at, timezone.now() + timedelta(seconds=settings.HUBSPOT_PUSH_GHOST_WINDOW_S))
+        _release(claim, at=at, error=error)
+    except Exception:
+        _release(
+            claim, at=_backoff(claim, None), error="Sending stopped on an unexpected error; tried again."
+        )
+        raise
+    return 0
+
+
+def _next_midnight() -> datetime:
+    # HubSpot resets the daily limit at midnight in the portal's time zone, which we don't know: UTC's.
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date()
+    return datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=UTC)
+
+
+def _backoff(claim: Claim, exc: client.HubSpotError | None) -> datetime:
+    attempts = max((c.attempts for c in claim.changes), default=1)
+    ceiling = min(settings.HUBSPOT_PUSH_RETRY_CAP_S, settings.HUBSPOT_PUSH_RETRY_BASE_S * 2 ** (attempts - 1))
+    delay = random.uniform(ceiling / 2, ceiling)  # "equal jitter": never hammer, never synchronise
+    retry_after = getattr(exc, "retry_after_s", None)
+    if retry_after:
+        delay = max(delay, float(retry_after))
+    return timezone.now() + timedelta(seconds=delay)
+
+
+def _release(claim: Claim, *, at: datetime, error: str) -> None:
+    Change.objects.filter(claim=claim.token, status=ChangeStatus.PUSHING).update(
+        status=ChangeStatus.PENDING, claim="", lease_until=None, next_attempt_at=at, error=error
+    )
+
+
+# --- outcomes -----------------------------------------------------------------------------------------------
+
+
+def _mine(claim: Claim, changes: Iterable[Change]) -> list[Change]:
+    """Those of the changes this claim still holds (a claim whose lease ran out was given to another)."""
+    pks = [c.pk for c in changes]
+    held = set(
+        Change.objects.select_for_update()
+        .filter(pk__in=pks, claim=claim.token, status=ChangeStatus.PUSHING)
+        .values_list("pk", flat=True)
+    )
+    return [c for c in changes if c.pk in held]
+
+
+def _applied(
+    claim: Claim,
+    changes: Sequence[Change],
+    *,
+    response: Callable[[Change], dict[str, Any]] | None = None,
+    quiet: bool = False,
+) -> int:
+    now = timezone.now()
+    with transaction.atomic():
+        held = _mine(claim, changes)
+        for change in held:
+            change.status = ChangeStatus.APPLIED
+            change.applied_at = change.settled_at = now
+            change.error = ""
+            change.claim = ""
+            change.lease_until = None
+            change.response = response(change) if response else {}
+            change.quiet_until = (
+                now + timedelta(seconds=settings.HUBSPOT_PUSH_GHOST_WINDOW_S) if quiet else None
+            )
+        Change.objects.bulk_update(
+            held,
+            [
+                "status",
+                "applied_at",
+                "settled_at",
+                "error",
+                "claim",
+                "lease_until",
+                "response",
+                "quiet_until",
+            ],
+        )
+    return len(held)
+
+
+def _failed(claim: Claim, changes: Sequence[Change], *, error: str, response: dict[str, Any]) -> int:
+    """HubSpot refused: the change fails with its message, and later edits built on it are rebased (their
+    base was this change's value, which HubSpot never took)."""
+    with transaction.atomic():
+        held = _mine(claim, changes)
+        for change in held:
+            change.status = ChangeStatus.FAILED
+            change.error = error
+            change.claim = ""
+            change.lease_until = None
+            change.response = response
+        Change.objects.bulk_update(held, ["status", "error", "claim", "lease_until", "response"])
+        for change in held:
+            if change.kind != ChangeKind.UPDATE:
+                continue
+            later = Change.objects.for_record(change.object_type, change.object_id).filter(
+                pk__gt=change.pk,
+                status__in=(ChangeStatus.PENDING, ChangeStatus.PUSHING),
+                kind=ChangeKind.UPDATE,
+            )
+            for other in later:
+                rebased = {
+                    name: change.base.get(name) if name in change.new and value == change.new[name] else value
+                    for name, value in other.base.items()
+                }
+                if rebased != other.base:
+                    Change.objects.filter(pk=other.pk).update(base=rebased)
+    return len(held)
+
+
+def _error_response(error: client.HubSpotError | client.BatchError) -> dict[str, Any]:
+    if isinstance(error, client.BatchError):
+        return {
+            "category": error.category,
+            "sub_category": error.sub_category,
+            "message": error.message,
+            "context": error.context,
+        }
+    return {
+        "status": error.status,
+        "category": getattr(error, "category", None),
+        "sub_category": getattr(error, "sub_category", None),
+        "message": error.message,
+        "correlation_id": error.correlation_id,
+    }
+
+
+def _refused(message: str) -> str:
+    return f"HubSpot refused this change: {message}"
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two property values are equal as HubSpot means them (null is empty; 12.50 is 12.5)."""
+    x, y = ("" if a is None else str(a)).strip(), ("" if b is None else str(b)).strip()
+    if x == y:
+        return True
+    try:
+        return Decimal(x) == Decimal(y)
+    except (InvalidOperation, ValueError):
+        return False
+
+
+def _risky_since(before: client.ClientStats) -> bool:
+    """Whether a call just made was retried after something other than a 429: a timeout or 5xx whose
+    first attempt HubSpot may still apply later."""
+    after = client.stats()
+    return (after.retries - before.retries) - (after.http_429 - before.http_429) > 0
+
+
+def _note_remote(object_type: str, objects: Iterable[client.ApiObject]) -> None:
+    """HubSpot's modification time of what we just wrote: a sync page read before our write is older, so the
+    cache's never-older-over-newer rule keeps it from putting the old values back."""
+    spec = registry.find(object_type)
+    if spec is None:
+        return
+    manager = spec.model._default_manager
+    for obj in objects:
+        manager.filter(hubspot_id=obj.id).filter(
+            Q(remote_updated_at__isnull=True) | Q(remote_updated_at__lt=obj.updated_at)
+        ).update(remote_updated_at=obj.updated_at)
+
+
+# --- records: edits ----------------------------------------------------------------------------------------
+
+
+def _push_updates(claim: Claim) -> int:
+    object_type = claim.object_type
+    by_record: dict[str, list[Change]] = {}
+    for change in claim.changes:
+        by_record.setdefault(change.object_id, []).append(change)
+    names = sorted({name for change in claim.changes for name in change.new})
+    read = client.batch_read(object_type, list(by_record), properties=names)
+    remote = {obj.id: obj.properties for obj in read.results}
+    settled = 0
+    gone = [c for record_id, cs in by_record.items() if record_id not in remote for c in cs]
+    if gone:
+        settled += _failed(
+            claim,
+            gone,
+            error="HubSpot has no such record any more (deleted or merged); discard this change.",
+            response={"category": "OBJECT_NOT_FOUND", "ids": sorted({c.object_id for c in gone})},
+        )
+        # Reading them again archives them in the cache.
+        refresh_on_commit(object_type, sorted({c.object_id for c in gone}))
+    conflicted: list[Change] = []
+    unchanged: list[Change] = []
+    inputs: list[client.UpdateInput] = []
+    writing: dict[str, list[Change]] = {}
+    for record_id, changes in by_record.items():
+        if record_id not in remote:
+            continue
+        theirs = remote[record_id]
+        in_conflict, remote_values = _conflicts(changes, theirs)
+        if in_conflict:
+            conflicted.extend(in_conflict)
+        rest = [c for c in changes if c not in in_conflict]
+        values: dict[str, str] = {}
+        for change in rest:
+            values.update(change.new)
+        # Values HubSpot already has are not sent: after a lost answer, the retry finds them there.
+        to_send = {name: value for name, value in values.items() if not _same(theirs.get(name), value)}
+        if to_send:
+            inputs.append(client.UpdateInput(id=record_id, properties=to_send))
+            writing[record_id] = rest
+        else:
+            unchanged.extend(rest)
+        for change in in_conflict:
+            change.remote = {name: remote_values.get(name) for name in change.new}
+    if conflicted:
+        settled += _conflict(claim, conflicted)
+    if unchanged:
+        settled += _applied(claim, unchanged, response=lambda c: {"id": c.object_id, "unchanged": True})
+    if inputs:
+        before = client.stats()
+        results, errors = _write_updates(object_type, inputs)
+        quiet = _risky_since(before)
+        _note_remote(object_type, results.values())
+        done = [c for record_id in results for c in writing[record_id]]
+        settled += _applied(
+            claim,
+            done,
+            response=lambda c: {"id": c.object_id, "updated_at": results[c.object_id].updated_at.isoformat()},
+            quiet=quiet,
+        )
+        for record_id, error in errors.items():
+            settled += _failed(
+                claim, writing[record_id], error=_refused(error.message), response=_error_response(error)
+            )
+    return settled
+
+
+def _conflicts(
+    changes: Sequence[Change], theirs: dict[str, str | None]
+) -> tuple[list[Change], dict[str, Any]]:
+    """The changes of one record that HubSpot's current values conflict with.
+
+    For each property the expected value is the base of the earliest change setting it (what HubSpot had
+    when the first of the coalesced edits was made); HubSpot having that, or already the new value, is no
+    conflict. A change touching a conflicting property is in conflict whole, and so is any change sharing a
+    property with one in conflict (what is sent never depends on a change held back)."""
+    expected: dict[str, Any] = {}
+    forced: set[str] = set()
+    latest: dict[str, Any] = {}
+    for change in changes:
+        for name, value in change.new.items():
+            if name not in expected and name in change.base:
+                expected[name] = change.base[name]
+            latest[name] = value
+            if change.force:
+                forced.add(name)
+    bad = {
+        name
+        for name in latest
+        if name not in forced
+        and name in expected
+        and not _same(theirs.get(name), expected[name])
+        and not _same(theirs.get(name), latest[name])
+    }
+    if not bad:
+        return [], {}
+    in_conflict: list[Change] = []
+    grew = True
+    while grew:
+        grew = False
+        for change in changes:
+            if change not in in_conflict and bad & set(change.new):
+                in_conflict.append(change)
+                if set(change.new) - bad:
+                    bad |= set(change.new)
+                    grew = True
+    return in_conflict, {name: theirs.get(name) for name in latest}
+
+
+def _conflict(claim: Claim, changes: Sequence[Change]) -> int:
+    with transaction.atomic():
+        held = _mine(claim, changes)
+        for change in held:
+            differing = [
+                name
+                for name in change.new
+                if not _same(change.remote.get(name), change.base.get(name))
+                and not _same(change.remote.get(name), change.new[name])
+            ]
+            shown = ", ".join(f"{name} is now “{change.remote.get(name) or ''}”" for name in differing)
+            change.status = ChangeStatus.CONFLICT
+            change.error = f"Someone changed this in HubSpot since your edit ({shown or 'a related value'})."
+            change.claim = ""
+            change.lease_until = None
+            change.response = {"remote": change.remote}
+        Change.objects.bulk_update(held, ["status", "error", "claim", "lease_until", "response", "remote"])
+    return len(held)
+
+
+def _write_updates(
+    object_type: str, inputs: Sequence[client.UpdateInput]
+) -> tuple[dict[str, client.ApiObject], dict[str, client.HubSpotError | client.BatchError]]:
+    """Batch update, 100 a call; a batch HubSpot refuses whole is split until the bad input is alone."""
+    results: dict[str, client.ApiObject] = {}
+    errors: dict[str, client.HubSpotError | client.BatchError] = {}
+    try:
+        result = client.batch_update(object_type, inputs)
+    except client.Rejected as exc:
+        if len(inputs) == 1:
+            return {}, {inputs[0].id: exc}
+        half = len(inputs) // 2
+        for part in (inputs[:half], inputs[half:]):
+            part_results, part_errors = _write_updates(object_type, part)
+            results.update(part_results)
+            errors.update(part_errors)
+        return results, errors
+    results = {obj.id: obj for obj in result.results}
+    unexplained: list[client.BatchError] = []
+    for error in result.errors:
+        if error.input_id:
+            errors[error.input_id] = error
+        else:
+            unexplained.append(error)
+    for record_id in result.missing:
+        errors[record_id] = client.NotFound(
+            f"HubSpot has no record {record_id} (deleted or merged).", status=404, category="OBJECT_NOT_FOUND"
+        )
+    for item in inputs:
+        if item.id not in results and item.id not in errors:
+            errors[item.id] = (
+                unexplained[0]
+                if unexplained
+                else client.Rejected("HubSpot did not confirm this update.", status=207, category="UNKNOWN")
+            )
+    return results, errors
+
+
+# --- records: creates --------------------------------------------------------------------------------------
+
+
+def _push_creates(claim: Claim) -> int:
+    object_type = claim.object_type
+    settled = 0
+    by_property: dict[str, list[Change]] = {}
+    for change in claim.changes:
+        by_property.setdefault(change.id_property, []).append(change)
+    for id_property, changes in by_property.items():
+        if id_property:
+            result = client.batch_upsert(
+                object_type,
+                [client.UpsertInput(id=c.new[id_property], properties=c.new) for c in changes],
+                id_property=id_property,
+            )
+            by_value = {str(obj.properties.get(id_property) or "").lower(): obj for obj in result.results}
+            created = {c.pk: by_value.get(c.new[id_property].lower()) for c in changes}
+        else:
+            inputs = [
+                client.CreateInput(
+                    properties=c.new,
+                    associations=[
+                        client.AssociationSpec(to_id=link["to_id"], type_id=int(link["type_id"]))
+                        for link in c.payload.get("links", [])
+                    ],
+                )
+                for c in changes
+            ]
+            # The change's own trace id on every attempt: a create whose answer was lost is not made twice.
+            result = client.batch_create(
+                object_type, inputs, object_write_trace_ids=[c.trace_id for c in changes]
+            )
+            by_trace = {obj.object_write_trace_id: obj for obj in result.results}
+            created = {c.pk: by_trace.get(c.trace_id) for c in changes}
+        errors_by_trace = {e.trace_id: e for e in result.errors if e.trace_id}
+        for change in changes:
+            obj = created.get(change.pk)
+            if obj is not None:
+                settled += _created(claim, change, obj)
+                continue
+            error = errors_by_trace.get(change.trace_id) or (result.errors[0] if result.errors else None)
+            message = error.message if error else "HubSpot did not confirm the create."
+            settled += _failed(
+                claim,
+                [change],
+                error=_refused(message),
+                response=_error_response(error) if error else {"message": message},
+            )
+    return settled
+
+
+def _created(claim: Claim, change: Change, obj: client.ApiObject) -> int:
+    spec = registry.get(claim.object_type)
+    temp_id = change.object_id
+    with transaction.atomic():
+        if pending.is_temp(temp_id):
+            pending.adopt_record_id(claim.object_type, temp_id, obj.id)
+        record = spec.model._default_manager.filter(hubspot_id=obj.id).first()
+        if record is not None:
+            pending.write_values(spec, record, {k: v for k, v in obj.properties.items() if v is not None})
+            spec.model._default_manager.filter(pk=record.pk).update(
+                remote_created_at=obj.created_at, remote_updated_at=obj.updated_at
+            )
+        return _applied(claim, [change], response=lambda c: {"id": obj.id, "new": obj.new})
+
+
+# --- links --------------------------------------------------------------------------------------------------
+
+
+def _push_links(claim: Claim) -> int:
+    from_type = claim.object_type
+    latest: dict[tuple[str, str, str, int | None], Change] = {}
+    for change in claim.changes:
+        latest[(change.object_id, change.to_type, change.to_id, change.association_type_id)] = change
+    groups: dict[tuple[str, str, int | None], list[Change]] = {}
+    for change in latest.values():
+        groups.setdefault((change.to_type, change.kind, change.association_type_id), []).append(change)
+    settled = 0
+    failed: dict[int, tuple[str, dict[str, Any]]] = {}
+    for (to_type, kind, type_id), changes in groups.items():
+        pairs = [(c.object_id, c.to_id) for c in changes]
+        if kind == ChangeKind.ASSOCIATE:
+            result = client.associate_batch(from_type, to_type, pairs, type_id=type_id)
+        else:
+            result = client.dissociate_batch(from_type, to_type, pairs, type_id=type_id)
+        missing = set(result.missing)
+        for change in changes:
+            if change.object_id in missing or change.to_id in missing:
+                failed[change.pk] = (
+                    "HubSpot has no such record any more (deleted or merged).",
+                    {"category": "OBJECT_NOT_FOUND", "ids": sorted(missing)},
+                )
+        for error in result.errors:
+            for change in changes:
+                if error.input_id in (None, change.object_id, change.to_id):
+                    failed[change.pk] = (_refused(error.message), _error_response(error))
+    superseded = {c.pk for c in claim.changes} - {c.pk for c in latest.values()}
+    for change in claim.changes:
+        if change.pk in failed and change.pk not in superseded:
+            message, response = failed[change.pk]
+            settled += _failed(claim, [change], error=message, response=response)
+    ok = [c for c in claim.changes if c.pk not in failed or c.pk in superseded]
+    settled += _applied(claim, ok)
+    return settled
+
+
+# --- pipelines and stages -----------------------------------------------------------------------------------
+
+
+def _merged(changes: Sequence[Change]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for change in changes:
+        values.update(change.new)
+    return values
+
+
+def _recent_enough(created_at: datetime | None, change: Change) -> bool:
+    # Only something made after the change was recorded can be the result of an earlier attempt of it.
+    return created_at is None or created_at >= change.created_at - timedelta(minutes=1)
+
+
+def _push_pipelines(claim: Claim) -> int:
+    from pipelines.models import Stage
+
+    first = claim.changes[0]
+    try:
+        if first.kind == ChangeKind.PIPELINE_CREATE:
+            _create_pipeline(first)
+        elif first.kind == ChangeKind.STAGE_CREATE:
+            _create_stage(first)
+        elif first.kind == ChangeKind.PIPELINE_UPDATE:
+            values = _merged(claim.changes)
+            client.update_pipeline(
+                "orders",
+                first.object_id,
+                label=values.get("label"),
+                display_order=values.get("display_order"),
+            )
+        else:
+            values = _merged(claim.changes)
+            stage = Stage.objects.filter(
+                pipeline__hubspot_id=first.parent_id, hubspot_id=first.object_id
+            ).first()
+            metadata = dict(stage.metadata) if stage else {}
+            metadata["state"] = (
+                values.get("state") or metadata.get("state") or (stage.state if stage else "OPEN")
+            )
+            client.update_stage(
+                "orders",
+                first.parent_id,
+                first.object_id,
+                metadata=metadata,
+                label=values.get("label"),
+                display_order=values.get("display_order"),
+            )
+    except client.Rejected as exc:
+        return _failed(claim, claim.changes, error=_refused(exc.message), response=_error_response(exc))
+    return _applied(claim, claim.changes)
+
+
+def _create_pipeline(change: Change) -> None:
+    label = str(change.new["label"])
+    stages = list(change.payload.get("stages", []))
+    found: client.ApiPipeline | None = None
+    if change.attempts > 1:
+        # An earlier attempt may have created it before its answer was lost (labels are unique per type).
+        found = next(
+            (
+                p
+                for p in client.list_pipelines("orders")
+                if p.label.strip().lower() == label.strip().lower() and _recent_enough(p.created_at, change)
+            ),
+            None,
+        )
+    if found is None:
+        found = client.create_pipeline(
+            "orders",
+            label=label,
+            display_order=int(change.new.get("display_order") or 0),
+            stages=[
+                client.StageInput(
+                    label=str(s["label"]),
+                    display_order=int(s["display_order"]),
+                    metadata={"state": s["state"]},
+                )
+                for s in stages
+            ],
+        )
+    remote_stages = {s.label.strip().lower(): s for s in found.stages}
+    with transaction.atomic():
+        pending.adopt_pipeline_id(change.object_id, found.id)
+        for stage in stages:
+            remote = remote_stages.get(str(stage["label"]).strip().lower())
+            if remote is not None:
+                pending.adopt_stage_id(stage["id"], remote.id)
+    change.object_id = found.id
+
+
+def _create_stage(change: Change) -> None:
+    label = str(change.new["label"])
+    found: client.ApiStage | None = None
+    if change.attempts > 1:
+        pipeline = client.get_pipeline("orders", change.parent_id)
+        found = next((s for s in pipeline.stages if s.label.strip().lower() == label.strip().lower()), None)
+    if found is None:
+        found = client.create_stage(
+            "orders",
+            change.parent_id,
+            label=label,
+            display_order=int(change.new.get("display_order") or 0),
+            metadata={"state": str(change.new.get("state") or "OPEN")},
+        )
+    pending.adopt_stage_id(change.object_id, found.id)
+
+
+def _push_deletes(claim: Claim) -> int:
+    first = claim.changes[0]
+    try:
+        if first.kind == ChangeKind.STAGE_DELETE:
+            client.delete_stage("orders", first.parent_id, first.object_id, validate_references=True)
+        else:
+            client.delete_pipeline("orders", first.object_id, validate_references=True)
+    except client.NotFound:
+        pass  # already gone: what the change asked for
+    except client.Rejected as exc:
+        return _failed(claim, claim.changes, error=_refused(exc.message), response=_error_response(exc))
+    return _applied(claim, claim.changes)
+
+
+_HANDLERS: dict[str, Callable[[Claim], int]] = {
+    "pipelines": _push_pipelines,
+    "creates": _push_creates,
+    "updates": _push_updates,
+    "links": _push_links,
+    "deletes": _push_deletes,
+}

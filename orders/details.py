@@ -1,0 +1,168 @@
+"""What the order drawer shows: properties labelled and grouped from HubSpot's definitions, line items, the
+customer, the cart, and the timeline. Reads only."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from carts.models import Cart
+from hubspot.models import Association, Contact, LineItem, PropertyDefinition
+from hubspot.registry import parse_datetime
+from orders.models import Order
+
+# Moves go through the board, where the pipeline's rules apply; the drawer shows these but doesn't edit them.
+MOVED_ON_THE_BOARD = {"hs_pipeline", "hs_pipeline_stage"}
+
+
+@dataclass
+class Field:
+    name: str
+    label: str
+    type: str
+    field_type: str
+    group: str
+    value: str
+    options: list[tuple[str, str]] = field(default_factory=list)  # (value, label), hidden ones left out
+    editable: bool = False
+    description: str = ""
+
+    @property
+    def display(self) -> str:
+        if self.value == "":
+            return ""
+        if self.options:
+            labels = dict(self.options)
+            return ", ".join(labels.get(v, v) for v in self.value.split(";"))
+        if self.type == "datetime":
+            moment = parse_datetime(self.value)
+            return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else self.value
+        if self.type == "bool":
+            return {"true": "Yes", "false": "No"}.get(self.value.lower(), self.value)
+        return self.value
+
+    @property
+    def input_value(self) -> str:
+        """The value as the form input expects it (dates as YYYY-MM-DD, datetimes as local datetime)."""
+        if self.type in ("date", "datetime") and self.value:
+            moment = parse_datetime(self.value)
+            if moment:
+                return moment.strftime("%Y-%m-%d") if self.type == "date" else moment.strftime("%Y-%m-%dT%H:%M")
+        return self.value
+
+
+def _field(order: Order, definition: PropertyDefinition) -> Field:
+    return Field(
+        name=definition.name,
+        label=definition.label or definition.name,
+        type=definition.type,
+        field_type=definition.field_type,
+        group=definition.group_name or "other",
+        value=order.prop(definition.name),
+        options=[(str(o.get("value", "")), str(o.get("label", o.get("value", ""))))
+                 for o in definition.options or [] if not o.get("hidden")],
+        editable=definition.editable and not definition.hidden and definition.name not in MOVED_ON_THE_BOARD,
+        description=definition.description,
+    )
+
+
+def property_groups(order: Order) -> list[tuple[str, list[Field]]]:
+    """Every defined property, grouped; values HubSpot sent for undefined properties go under "other"."""
+    definitions = PropertyDefinition.objects.filter(object_type="orders", archived=False).order_by(
+        "group_name", "display_order", "label"
+    )
+    groups: dict[str, list[Field]] = {}
+    known: set[str] = set()
+    for definition in definitions:
+        known.add(definition.name)
+        if definition.hidden and not order.properties.get(definition.name):
+            continue
+        f = _field(order, definition)
+        groups.setdefault(f.group, []).append(f)
+    for name in sorted(set(order.properties) - known):
+        groups.setdefault("other", []).append(
+            Field(name=name, label=name, type="string", field_type="text", group="other", value=order.prop(name))
+        )
+    return [(_group_label(name), fields) for name, fields in groups.items()]
+
+
+def _group_label(name: str) -> str:
+    return name.replace("_", " ").replace("information", "").strip().capitalize() or "Other"
+
+
+def field_for(order: Order, name: str) -> Field | None:
+    definition = PropertyDefinition.objects.filter(object_type="orders", name=name, archived=False).first()
+    return _field(order, definition) if definition else None
+
+
+def clean_value(f: Field, raw: str) -> tuple[str, str]:
+    """(value to send, error message): the value in HubSpot's string form, checked against the type."""
+    raw = raw.strip()
+    if raw == "":
+        return "", ""  # HubSpot clears a value with ""
+    if f.options:
+        values = raw.split(";") if f.field_type == "checkbox" else [raw]
+        allowed = {v for v, _ in f.options}
+        if any(v not in allowed for v in values):
+            return "", f"Choose one of the options for {f.label}."
+        return raw, ""
+    if f.type == "number":
+        try:
+            number = Decimal(raw)
+        except InvalidOperation:
+            return "", f"{f.label} takes a number."
+        return (str(number) if number.is_finite() else ""), ("" if number.is_finite() else f"{f.label} takes a number.")
+    if f.type == "date":
+        try:
+            return date.fromisoformat(raw).isoformat(), ""
+        except ValueError:
+            return "", f"{f.label} takes a date (YYYY-MM-DD)."
+    if f.type == "datetime":
+        try:
+            moment = datetime.fromisoformat(raw)
+        except ValueError:
+            return "", f"{f.label} takes a date and time."
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z"), ""
+    if f.type == "bool":
+        if raw.lower() not in ("true", "false"):
+            return "", f"{f.label} is yes or no."
+        return raw.lower(), ""
+    if len(raw) > 65_536:
+        return "", f"{f.label} is too long for HubSpot (65,536 characters at most)."
+    return raw, ""
+
+
+def _associated(order: Order, to_type: str) -> list[str]:
+    return list(
+        Association.objects.filter(from_type="orders", from_id=order.hubspot_id, to_type=to_type)
+        .values_list("to_id", flat=True)
+        .distinct()
+    )
+
+
+def line_items(order: Order) -> dict[str, Any]:
+    items = list(LineItem.objects.filter(hubspot_id__in=_associated(order, "line_items"), archived=False).order_by("name"))
+    total = sum((item.amount or (item.quantity or 0) * (item.price or 0) for item in items), Decimal(0))
+    return {"items": items, "total": total}
+
+
+def customer(order: Order) -> Contact | None:
+    ids = _associated(order, "contacts")
+    if order.contact_hubspot_id:
+        ids = [order.contact_hubspot_id, *ids]
+    return Contact.objects.filter(hubspot_id__in=ids, archived=False).first() if ids else None
+
+
+def carts(order: Order) -> list[Cart]:
+    return list(Cart.objects.filter(hubspot_id__in=_associated(order, "carts")))
+
+
+def timeline(order: Order, changes: Iterable[Any]) -> list[dict[str, Any]]:
+    """Staff changes with their outcome, newest first."""
+    entries = []
+    for change in changes:
+        entries.append({"at": change.created_at, "who": change.created_by_name or "Someone", "change": change})
+    return entries

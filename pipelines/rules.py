@@ -1,0 +1,47 @@
+"""Stage rules, checked before a move (HubSpot enforces its pipeline rules only in its own UI, so we do)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from pipelines.models import Stage, StageState
+
+if TYPE_CHECKING:
+    from orders.models import Order
+
+
+@dataclass(frozen=True)
+class MoveCheck:
+    allowed: bool
+    reason: str = ""
+    # Required properties the order has no value for; the move asks for them and happens only with them.
+    missing: list[str] = field(default_factory=list)
+
+
+def check_move(order: Order, target: Stage, values: Mapping[str, str] | None = None) -> MoveCheck:
+    """May the order enter the target stage now (with these extra values)?"""
+    values = values or {}
+    pipeline = target.pipeline
+    current = order.stage
+    if current is not None and current.pipeline_id == target.pipeline_id and current.pk != target.pk:
+        if not pipeline.allow_moving_back and target.display_order < current.display_order:
+            return MoveCheck(False, f"{pipeline.label} doesn't allow moving orders back, "
+                                    f"from “{current.label}” to “{target.label}”.")
+        if not pipeline.allow_skipping and target.state == StageState.OPEN:
+            skipped = list(
+                Stage.objects.filter(pipeline=pipeline, archived=False, state=StageState.OPEN,
+                                     display_order__gt=current.display_order,
+                                     display_order__lt=target.display_order).values_list("label", flat=True)
+            )
+            if skipped:
+                return MoveCheck(False, f"{pipeline.label} doesn't allow skipping stages: "
+                                        f"move through “{skipped[0]}” first.")
+    missing = [
+        name for name in target.required_properties
+        if not str(values.get(name) or order.properties.get(name) or "").strip()
+    ]
+    if missing:
+        return MoveCheck(False, f"“{target.label}” needs a value first.", missing)
+    return MoveCheck(True)
