@@ -310,9 +310,10 @@ HUBSPOT_PUSH_DEBOUNCE_MAX_S = float(env("HUBSPOT_PUSH_DEBOUNCE_MAX_S", "2"))
 # Records per batch read and batch update ("limited to 100 records per request").
 # https://developers.hubspot.com/docs/guides/apps/api-usage/usage-details
 HUBSPOT_PUSH_BATCH = env_int("HUBSPOT_PUSH_BATCH", 100)
-# A batch with room left, while more edits are arriving, waits until its oldest edit is this old, so bulk
-# edits share calls.
-HUBSPOT_PUSH_FILL_S = float(env("HUBSPOT_PUSH_FILL_S", "0.5"))
+# While a bulk edit is under way (HUBSPOT_PUSH_FILL_MIN edits or more in the last second), a batch with room
+# left waits until its oldest edit is this old, so the edits share calls; everyday edits don't wait.
+HUBSPOT_PUSH_FILL_S = float(env("HUBSPOT_PUSH_FILL_S", "1"))
+HUBSPOT_PUSH_FILL_MIN = env_int("HUBSPOT_PUSH_FILL_MIN", 25)
 # A worker renews its claim on the changes it sends every third of this; a claim not renewed for this long
 # belonged to a worker that died, and its changes are sent again.
 HUBSPOT_PUSH_LEASE_S = float(env("HUBSPOT_PUSH_LEASE_S", "30"))

@@ -97,14 +97,22 @@ def build_rows(
 
 
 def upsert_records(
-    spec: MirrorType, records: Iterable[RemoteRecord], *, run_hooks: bool = True
+    spec: MirrorType, records: Iterable[RemoteRecord], *, run_hooks: bool = True, full_run: bool = False
 ) -> UpsertResult:
     """Write a page of HubSpot records; an existing row with a newer remote_updated_at is left alone.
 
     ``run_hooks=False`` leaves the type's after-upsert hooks to the caller, who runs them once the page's
-    associations are written too."""
+    associations are written too. ``full_run``: the rows versions of hooks (see ``registry.whole_table``)
+    fill their columns from the records' inline edges."""
     now = timezone.now()
+    records = list(records)
     rows, malformed = build_rows(spec, records, now)
+    if full_run and rows:
+        edges = {str(r.id): getattr(r, "associations", None) or {} for r in records}
+        for hook in spec.after_upsert:
+            fill = registry.rows_version(hook)
+            if fill is not None:
+                fill(spec, rows, edges)
     result = UpsertResult(malformed=malformed, skipped=malformed)
     if not rows:
         return result

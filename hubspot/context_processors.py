@@ -12,6 +12,11 @@ from hubspot.models import ConnectionProblem, WorkerHeartbeat
 def banners(request: HttpRequest) -> dict[str, Any]:
     if not getattr(request, "user", None) or not request.user.is_authenticated:
         return {"banners": []}
+    # Components rendered with the request (a board has a sync state per card) run context processors
+    # again: read the conditions once per request.
+    cached: list[dict[str, str]] | None = getattr(request, "_orderdeck_banners", None)
+    if cached is not None:
+        return {"banners": cached}
     found: list[dict[str, str]] = []
     if not WorkerHeartbeat.objects.is_alive():
         found.append(
@@ -23,4 +28,5 @@ def banners(request: HttpRequest) -> dict[str, Any]:
         )
     for problem in ConnectionProblem.objects.all():
         found.append({"level": "error", "text": problem.message})
+    request._orderdeck_banners = found  # type: ignore[attr-defined]
     return {"banners": found}

@@ -424,6 +424,9 @@ class OutboxState(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     # When a delayed push task is due (a retry's backoff, a debounce): later ones are not queued twice.
     wake_at = models.DateTimeField(null=True, blank=True)
+    # A push task is draining until then (it renews this as it goes, and clears it as it stops): an edit made
+    # meanwhile needs no task of its own, since the running one looks once more before it stops.
+    draining_until = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"push queued {self.queued_at}, started {self.started_at}"

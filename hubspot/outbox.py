@@ -92,9 +92,10 @@ class ChangeNotAllowed(Exception):
 
 
 def queue_push(*, force: bool = False) -> bool:
-    """Queue a push task, unless one is queued and has not started yet: that one will see this edit too, so
-    a burst of edits queues one task, not one each. ``force`` queues regardless (the sweep, which covers a
-    queued task whose message was lost)."""
+    """Queue a push task, unless one is draining the outbox or is queued and has not started yet: that one
+    will see this edit too, so a burst of edits queues one task, not one each (and the embedded broker, which
+    can trip over files written while it reads, sees few messages). ``force`` queues regardless (the sweep,
+    which covers a queued task whose message was lost)."""
     from hubspot.tasks import push_changes_task
 
     now = timezone.now()
@@ -103,9 +104,13 @@ def queue_push(*, force: bool = False) -> bool:
         taken = state.update(queued_at=now)
     else:
         stale = now - timedelta(seconds=settings.HUBSPOT_PUSH_QUEUE_STALE_S)
-        taken = state.filter(
-            Q(queued_at__isnull=True) | Q(started_at__gte=F("queued_at")) | Q(queued_at__lt=stale)
-        ).update(queued_at=now)
+        taken = (
+            state.filter(
+                Q(queued_at__isnull=True) | Q(started_at__gte=F("queued_at")) | Q(queued_at__lt=stale)
+            )
+            .exclude(draining_until__gt=now)
+            .update(queued_at=now)
+        )
     if not taken:
         if state.exists():
             return False
@@ -734,7 +739,7 @@ class SyncState:
         statuses = {c.status for c in self.changes}
         if ChangeStatus.CONFLICT in statuses:
             return "conflict"
-        if ChangeStatus.FAILED in statuses:
+        if ChangeStatus.FAILED in statuses or any(blocked_by(c) for c in self.changes):
             return "failed"
         if statuses:
             if self.paused is not None:
@@ -751,7 +756,12 @@ class SyncState:
 
     @property
     def problems(self) -> list[Change]:
-        return [c for c in self.changes if c.status in (ChangeStatus.FAILED, ChangeStatus.CONFLICT)]
+        """Changes that need a person: failed, in conflict, or waiting for a create that failed."""
+        return [
+            c
+            for c in self.changes
+            if c.status in (ChangeStatus.FAILED, ChangeStatus.CONFLICT) or blocked_by(c)
+        ]
 
     @property
     def waiting(self) -> list[Change]:
@@ -760,6 +770,32 @@ class SyncState:
     @property
     def dom_id(self) -> str:
         return f"sync-{self.object_type}-{self.object_id}"
+
+
+def blocked_by(change: Change) -> Change | None:
+    """The failed create a pending change waits for (noted by ``_note_blocked``), if any."""
+    return getattr(change, "blocked_by", None)
+
+
+def _note_blocked(changes: Sequence[Change]) -> None:
+    """Mark pending changes that wait for a record, pipeline or stage whose create HubSpot refused: they
+    can't go until that create is retried, and may be discarded meanwhile."""
+    waiting = [c for c in changes if c.status == ChangeStatus.PENDING and c.waits_for]
+    temp_ids = {t for c in waiting for t in c.waiting_for}
+    if not temp_ids:
+        return
+    failed = {
+        c.object_id: c
+        for c in Change.objects.filter(
+            object_id__in=temp_ids,
+            kind__in=(ChangeKind.CREATE, ChangeKind.PIPELINE_CREATE, ChangeKind.STAGE_CREATE),
+            status__in=(ChangeStatus.FAILED, ChangeStatus.CONFLICT),
+        )
+    }
+    for change in waiting:
+        creator = next((failed[t] for t in change.waiting_for if t in failed), None)
+        if creator is not None:
+            change.blocked_by = creator  # type: ignore[attr-defined]
 
 
 def _paused() -> ConnectionProblem | None:
@@ -803,6 +839,7 @@ def record_sync_state(object_type: str, object_id: str) -> SyncState:
             .order_by("-applied_at")
             .first()
         )
+    _note_blocked(changes)
     return SyncState(object_type, object_id, changes, recent, _paused() if changes else None)
 
 
@@ -822,7 +859,9 @@ def _states_for_page(request: HttpRequest, object_type: str) -> dict[str, SyncSt
     if object_type not in cache:
         states: dict[str, SyncState] = {}
         paused = _paused()
-        for change in Change.objects.filter(object_type=object_type).unsettled().order_by("pk"):
+        unsettled = list(Change.objects.filter(object_type=object_type).unsettled().order_by("pk"))
+        _note_blocked(unsettled)
+        for change in unsettled:
             states.setdefault(change.object_id, SyncState(object_type, change.object_id, paused=paused))
             states[change.object_id].changes.append(change)
         recently = timezone.now() - timedelta(seconds=PUSHED_SHOWN_S)

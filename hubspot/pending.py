@@ -91,12 +91,18 @@ def pending_values(object_type: str, hubspot_ids: Iterable[str]) -> dict[str, di
     return out
 
 
+def _any_overlaid() -> bool:
+    return Change.objects.filter(status__in=OVERLAID).exists()
+
+
 def overlay_factory(spec: MirrorType) -> DeriveRows:
     """The derive hook that puts unsettled edits back on top of the values a sync brings, so a card never
     jumps back while its push is under way; it runs before the type's own derives (a pending stage move is
     what the order's stage column is derived from)."""
 
     def overlay_pending_edits(rows: list[dict[str, Any]]) -> None:
+        if not _any_overlaid():
+            return  # the usual case during a big sync: one cheap query per page
         values = pending_values(spec.name, [row["hubspot_id"] for row in rows])
         if not values:
             return
@@ -112,6 +118,8 @@ def overlay_factory(spec: MirrorType) -> DeriveRows:
 def reapply_pending(spec: MirrorType, hubspot_ids: Sequence[str]) -> None:
     """After-upsert hook: a sync whose rows were built before an edit committed may have written over it;
     put unsettled edits and links back (the derive hook covers everything else)."""
+    if not _any_overlaid():
+        return
     values = pending_values(spec.name, hubspot_ids)
     if values:
         stale = [

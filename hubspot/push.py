@@ -40,7 +40,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import F, Min, Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from hubspot import client, pending, registry
@@ -108,32 +108,56 @@ def push_outbox(*, budget_s: float | None = None) -> int:
     """Send what is due in the outbox until nothing is; returns how many changes were settled.
 
     Waits briefly (up to a second or two) for edits that are still settling, so quick successive edits of a
-    record and bulk edits share calls; what is due later is left to a delayed task."""
+    record and bulk edits share calls; what is due later is left to a delayed task. While it runs it says so
+    (edits then queue no task of their own), and before it stops it clears that and looks once more."""
     budget = settings.HUBSPOT_PUSH_DRAIN_BUDGET_S if budget_s is None else budget_s
     _mark_started()
     deadline = time.monotonic() + budget
     settled = 0
-    while True:
-        if time.monotonic() >= deadline:
-            queue_push(force=True)  # hand over to a fresh task rather than hold a worker slot for ever
-            break
-        problem = paused()
-        if problem is not None:
-            if problem.kind == ConnectionProblem.Kind.DAILY_LIMIT and problem.until:
-                _wake_later((problem.until - timezone.now()).total_seconds())
-            break
-        claim, wake = claim_next()
-        if claim is None:
-            if wake is None:
+    stopping = False
+    try:
+        while True:
+            if time.monotonic() >= deadline:
+                queue_push(force=True)  # hand over to a fresh task rather than hold a worker slot for ever
                 break
-            if wake.settling:
-                # Edits still arriving: worth a short wait in this task.
-                time.sleep(max(0.01, wake.seconds))
-                continue
-            _wake_later(wake.seconds)  # a retry's backoff: another task, later
-            break
-        settled += push_claim(claim)
+            if not stopping:
+                _draining(until=timezone.now() + timedelta(seconds=settings.HUBSPOT_PUSH_QUEUE_STALE_S))
+            problem = paused()
+            if problem is not None:
+                if problem.kind == ConnectionProblem.Kind.DAILY_LIMIT and problem.until:
+                    _wake_later((problem.until - timezone.now()).total_seconds())
+                break
+            claim, wake = claim_next()
+            if claim is None:
+                if wake is not None and wake.settling:
+                    # Edits still arriving: worth a short wait in this task.
+                    stopping = False
+                    time.sleep(max(0.01, wake.seconds))
+                    continue
+                if wake is not None:
+                    _wake_later(wake.seconds)  # a retry's backoff: another task, later
+                if not stopping:
+                    # An edit that found this task draining queued none: look once more after saying we stop.
+                    _draining(until=None)
+                    stopping = True
+                    continue
+                break
+            stopping = False
+            settled += push_claim(claim)
+    finally:
+        _draining(until=None)
     return settled
+
+
+_renewed_at = 0.0  # when this process last said it drains (monotonic); said again well before it expires
+
+
+def _draining(*, until: datetime | None) -> None:
+    global _renewed_at
+    if until is not None and time.monotonic() - _renewed_at < settings.HUBSPOT_PUSH_QUEUE_STALE_S / 3:
+        return
+    OutboxState.objects.filter(pk=1).update(draining_until=until)
+    _renewed_at = time.monotonic() if until is not None else 0.0
 
 
 def outbox_sweep() -> int:
@@ -150,6 +174,9 @@ def outbox_sweep() -> int:
 
 def paused() -> ConnectionProblem | None:
     """The connection problem that stops pushing now, if any (an expired daily-limit pause is dropped)."""
+    problem = ConnectionProblem.objects.first()
+    if problem is None:
+        return None  # the common case, read without a write (which on SQLite would hold up edits)
     now = timezone.now()
     ConnectionProblem.objects.filter(kind=ConnectionProblem.Kind.DAILY_LIMIT, until__lt=now).delete()
     return ConnectionProblem.objects.first()
@@ -203,7 +230,10 @@ class Wake:
 
 def claim_next() -> tuple[Claim | None, Wake | None]:
     """Claim the next batch of due changes, or say when something becomes due (None: nothing is pending
-    that a push task could send now or later)."""
+    that a push task could send now or later).
+
+    The choice is made from reads; only the claim itself is a (short) locked transaction, since on SQLite
+    every write transaction holds up every edit."""
     now = timezone.now()
     debounce = timedelta(seconds=settings.HUBSPOT_PUSH_DEBOUNCE_S)
     debounce_max = timedelta(seconds=settings.HUBSPOT_PUSH_DEBOUNCE_MAX_S)
@@ -217,97 +247,124 @@ def claim_next() -> tuple[Claim | None, Wake | None]:
         if wake is None or seconds < wake.seconds:
             wake = Wake(seconds, settling)
 
+    if Change.objects.filter(status=ChangeStatus.PUSHING, lease_until__lt=now).exists():
+        with transaction.atomic():
+            _reclaim_expired(now)
+    busy = set(Change.objects.filter(status=ChangeStatus.PUSHING).values_list("object_type", "object_id"))
+    # Records whose last write may still land late (see HUBSPOT_PUSH_GHOST_WINDOW_S), and until when.
+    quiet: dict[tuple[str, str], datetime] = {}
+    for object_type_, object_id_, until in Change.objects.filter(quiet_until__gt=now).values_list(
+        "object_type", "object_id", "quiet_until"
+    ):
+        if until is not None:
+            quiet[(object_type_, object_id_)] = max(until, quiet.get((object_type_, object_id_), until))
+    pending_changes = Change.objects.filter(status=ChangeStatus.PENDING)
+    for phase in PHASES:
+        rows: list[dict[str, Any]] = [
+            dict(row)
+            for row in pending_changes.filter(kind__in=phase.kinds)
+            .order_by("pk")
+            .values(
+                "pk",
+                "object_type",
+                "object_id",
+                "waits_for",
+                "created_at",
+                "kind",
+                "parent_id",
+                "next_attempt_at",
+            )[:_SCAN]
+        ]
+        by_record: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for row in rows:
+            by_record.setdefault((row["object_type"], row["object_id"]), []).append(row)
+        chosen: list[list[dict[str, Any]]] = []
+        object_type: str | None = None
+        oldest_chosen: datetime | None = None
+        for key, record_rows in by_record.items():
+            if key in busy:
+                continue  # its worker goes on to the record's next changes when it is done
+            if key in quiet:
+                soon(quiet[key])
+                continue
+            # A record's changes go together and in order: all wait while one waits out a backoff...
+            not_before = max(
+                (r["next_attempt_at"] for r in record_rows if r["next_attempt_at"]), default=None
+            )
+            if not_before is not None and not_before > now:
+                soon(not_before)
+                continue
+            # ...and none goes after one that still waits for a created id.
+            ready: list[dict[str, Any]] = []
+            for row in record_rows:
+                if row["waits_for"]:
+                    break
+                ready.append(row)
+            if not ready or (object_type is not None and key[0] != object_type):
+                continue
+            if phase.name == "deletes" and _earlier_work(ready[0]):
+                continue
+            newest = max(r["created_at"] for r in record_rows)
+            oldest = min(r["created_at"] for r in record_rows)
+            eligible_at = min(newest + debounce, oldest + debounce_max)
+            if eligible_at > now:
+                soon(eligible_at, settling=True)
+                continue
+            if phase.single:
+                # A pipeline or stage: a create goes alone, updates of one thing together.
+                ready = ready[:1] if ready[0]["kind"] in _CREATES else ready
+            object_type = key[0]
+            chosen.append(ready)
+            oldest_chosen = oldest if oldest_chosen is None else min(oldest_chosen, oldest)
+            if phase.single or len(chosen) >= batch:
+                break
+        if not chosen:
+            continue
+        arriving = sum(1 for row in rows if row["created_at"] > now - timedelta(seconds=1))
+        if (
+            not phase.single
+            and len(chosen) < batch
+            and arriving >= settings.HUBSPOT_PUSH_FILL_MIN
+            and oldest_chosen is not None
+            and oldest_chosen + fill > now
+        ):
+            # Room left in the batch and a bulk edit under way: wait a moment so its edits share calls.
+            soon(oldest_chosen + fill, settling=True)
+            continue
+        assert object_type is not None
+        claim = _claim(phase, object_type, chosen, now)
+        if claim is not None:
+            return claim, None
+        soon(now, settling=True)  # another worker took them first: look again
+    return None, wake
+
+
+def _claim(phase: Phase, object_type: str, chosen: list[list[dict[str, Any]]], now: datetime) -> Claim | None:
+    """Mark the chosen changes pushing under a token, leaving out records another worker took meanwhile."""
+    token = uuid.uuid4().hex
     with transaction.atomic():
         # One claim at a time: on PostgreSQL this row lock; SQLite's IMMEDIATE transactions already queue.
         list(OutboxState.objects.select_for_update().filter(pk=1))
-        _reclaim_expired(now)
-        busy = set(Change.objects.filter(status=ChangeStatus.PUSHING).values_list("object_type", "object_id"))
-        # Records whose last write may still land late (see HUBSPOT_PUSH_GHOST_WINDOW_S), and until when.
-        quiet: dict[tuple[str, str], datetime] = {}
-        for object_type_, object_id_, until in Change.objects.filter(quiet_until__gt=now).values_list(
-            "object_type", "object_id", "quiet_until"
-        ):
-            if until is not None:
-                key_ = (object_type_, object_id_)
-                quiet[key_] = max(until, quiet.get(key_, until))
-        pending_changes = Change.objects.filter(status=ChangeStatus.PENDING)
-        due = pending_changes.filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        later = pending_changes.filter(next_attempt_at__gt=now).aggregate(at=Min("next_attempt_at"))["at"]
-        if later is not None:
-            soon(later)
-        for phase in PHASES:
-            rows: list[dict[str, Any]] = [
-                dict(row)
-                for row in due.filter(kind__in=phase.kinds)
-                .order_by("pk")
-                .values("pk", "object_type", "object_id", "waits_for", "created_at", "kind", "parent_id")[
-                    :_SCAN
-                ]
-            ]
-            by_record: dict[tuple[str, str], list[dict[str, Any]]] = {}
-            for row in rows:
-                by_record.setdefault((row["object_type"], row["object_id"]), []).append(row)
-            chosen: list[list[dict[str, Any]]] = []
-            object_type: str | None = None
-            oldest_chosen: datetime | None = None
-            settling = False
-            for key, record_rows in by_record.items():
-                if key in busy:
-                    continue  # its worker goes on to the record's next changes when it is done
-                if key in quiet:
-                    soon(quiet[key])
-                    continue
-                # A record's changes go in order: none after one that still waits for a created id.
-                ready: list[dict[str, Any]] = []
-                for row in record_rows:
-                    if row["waits_for"]:
-                        break
-                    ready.append(row)
-                if not ready or (object_type is not None and key[0] != object_type):
-                    continue
-                if phase.name == "deletes" and _earlier_work(ready[0]):
-                    continue
-                newest = max(r["created_at"] for r in record_rows)
-                oldest = min(r["created_at"] for r in record_rows)
-                eligible_at = min(newest + debounce, oldest + debounce_max)
-                if eligible_at > now:
-                    settling = True
-                    soon(eligible_at, settling=True)
-                    continue
-                if phase.single:
-                    # A pipeline or stage: a create goes alone, updates of one thing together.
-                    ready = ready[:1] if ready[0]["kind"] in _CREATES else ready
-                object_type = key[0]
-                chosen.append(ready)
-                oldest_chosen = oldest if oldest_chosen is None else min(oldest_chosen, oldest)
-                if phase.single or len(chosen) >= batch:
-                    break
-            if not chosen:
-                continue
-            if (
-                not phase.single
-                and len(chosen) < batch
-                and settling
-                and oldest_chosen is not None
-                and oldest_chosen + fill > now
-            ):
-                # Room left in the batch and edits still arriving: wait a moment so they share the calls.
-                soon(oldest_chosen + fill, settling=True)
-                continue
-            token = uuid.uuid4().hex
-            pks = [row["pk"] for ready in chosen for row in ready]
-            Change.objects.filter(pk__in=pks, status=ChangeStatus.PENDING).update(
+        taken = set(
+            Change.objects.filter(
                 status=ChangeStatus.PUSHING,
-                claim=token,
-                lease_until=now + timedelta(seconds=settings.HUBSPOT_PUSH_LEASE_S),
-                pushed_at=now,
-                attempts=F("attempts") + 1,
-                next_attempt_at=None,
-            )
-            changes = list(Change.objects.filter(claim=token, status=ChangeStatus.PUSHING).order_by("pk"))
-            assert object_type is not None
-            return Claim(token, phase.name, object_type, changes), None
-    return None, wake
+                object_type=object_type,
+                object_id__in=[ready[0]["object_id"] for ready in chosen],
+            ).values_list("object_id", flat=True)
+        )
+        pks = [row["pk"] for ready in chosen if ready[0]["object_id"] not in taken for row in ready]
+        if not pks:
+            return None
+        Change.objects.filter(pk__in=pks, status=ChangeStatus.PENDING).update(
+            status=ChangeStatus.PUSHING,
+            claim=token,
+            lease_until=now + timedelta(seconds=settings.HUBSPOT_PUSH_LEASE_S),
+            pushed_at=now,
+            attempts=F("attempts") + 1,
+            next_attempt_at=None,
+        )
+        changes = list(Change.objects.filter(claim=token, status=ChangeStatus.PUSHING).order_by("pk"))
+    return Claim(token, phase.name, object_type, changes) if changes else None
 
 
 _CREATES = (ChangeKind.PIPELINE_CREATE, ChangeKind.STAGE_CREATE, ChangeKind.CREATE)
@@ -630,26 +687,27 @@ def _conflicts(
     """The changes of one record that HubSpot's current values conflict with.
 
     For each property the expected value is the base of the earliest change setting it (what HubSpot had
-    when the first of the coalesced edits was made); HubSpot having that, or already the new value, is no
-    conflict. A change touching a conflicting property is in conflict whole, and so is any change sharing a
-    property with one in conflict (what is sent never depends on a change held back)."""
+    when the first of the coalesced edits was made). HubSpot having that is no conflict, nor is it having one
+    of the values these changes set (an earlier attempt landed, its answer lost). A change touching a
+    conflicting property is in conflict whole, and so is any change sharing a property with one in conflict
+    (what is sent never depends on a change held back)."""
     expected: dict[str, Any] = {}
+    ours: dict[str, list[Any]] = {}
     forced: set[str] = set()
-    latest: dict[str, Any] = {}
     for change in changes:
         for name, value in change.new.items():
             if name not in expected and name in change.base:
                 expected[name] = change.base[name]
-            latest[name] = value
+            ours.setdefault(name, []).append(value)
             if change.force:
                 forced.add(name)
     bad = {
         name
-        for name in latest
+        for name, values in ours.items()
         if name not in forced
         and name in expected
         and not _same(theirs.get(name), expected[name])
-        and not _same(theirs.get(name), latest[name])
+        and not any(_same(theirs.get(name), value) for value in values)
     }
     if not bad:
         return [], {}
@@ -663,7 +721,7 @@ def _conflicts(
                 if set(change.new) - bad:
                     bad |= set(change.new)
                     grew = True
-    return in_conflict, {name: theirs.get(name) for name in latest}
+    return in_conflict, {name: theirs.get(name) for name in ours}
 
 
 def _conflict(claim: Claim, changes: Sequence[Change]) -> int:

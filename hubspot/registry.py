@@ -6,7 +6,7 @@ app's ``AppConfig.ready``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -36,6 +36,9 @@ AfterUpsert = Callable[["MirrorType", Sequence[str]], None]
 DeriveRows = Callable[[list[dict[str, Any]]], None]
 # The whole-table version of an after-upsert hook: (type spec) -> None, see ``whole_table``.
 WholeTableHook = Callable[["MirrorType"], None]
+# Its rows version: fills the columns the hook would set on a full run's rows before they are written, from
+# the records' inline edges: (type spec, rows, {hubspot id: {associated type: ids}}) -> None.
+RowsHook = Callable[["MirrorType", list[dict[str, Any]], Mapping[str, Mapping[str, Sequence[str]]]], None]
 
 
 @dataclass(frozen=True)
@@ -137,26 +140,36 @@ def add_hook(name: str, *, derive: DeriveRows | None = None, after_upsert: After
     )
 
 
-_WHOLE_TABLE: dict[AfterUpsert, WholeTableHook] = {}
+_WHOLE_TABLE: dict[AfterUpsert, tuple[WholeTableHook, RowsHook | None]] = {}
 
 
-def whole_table(version: WholeTableHook) -> Callable[[AfterUpsert], AfterUpsert]:
+def whole_table(
+    version: WholeTableHook, *, rows: RowsHook | None = None
+) -> Callable[[AfterUpsert], AfterUpsert]:
     """Give an after-upsert hook a whole-table version, which a full run calls once at its end instead of
-    calling the hook after every page.
+    calling the hook after every page; and optionally a rows version, which fills the same columns on the
+    run's rows before they are written, from what the pages brought.
 
-    For hooks that copy values between records (a contact's name onto its orders): done set-based over the
-    whole table it is a few statements in all instead of a few per page, and a contact read after its
-    orders needs no second pass. Incremental runs, refreshes and archiving still call the hook itself."""
+    For hooks that copy values between records (a contact's name onto its orders): the rows version makes
+    the copy part of the page's own write, and the whole-table pass, a few set-based statements, writes only
+    what changed since (a contact read after its orders). Incremental runs, refreshes and archiving still
+    call the hook itself."""
 
     def mark(hook: AfterUpsert) -> AfterUpsert:
-        _WHOLE_TABLE[hook] = version
+        _WHOLE_TABLE[hook] = (version, rows)
         return hook
 
     return mark
 
 
 def whole_table_version(hook: AfterUpsert) -> WholeTableHook | None:
-    return _WHOLE_TABLE.get(hook)
+    found = _WHOLE_TABLE.get(hook)
+    return found[0] if found else None
+
+
+def rows_version(hook: AfterUpsert) -> RowsHook | None:
+    found = _WHOLE_TABLE.get(hook)
+    return found[1] if found else None
 
 
 _DECIMAL_LIMIT = Decimal("1e14")

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce, Concat, Trim
 from django.utils import timezone
 
 from hubspot import registry, webhooks
-from hubspot.cache import chunks
+from hubspot.cache import chunks, id_list
 from hubspot.models import Association, Contact, WebhookEvent, WorkerHeartbeat
 from hubspot.registry import MirrorType
 
@@ -56,21 +56,89 @@ def denormalize_contact(
 ) -> None:
     """Copy the first associated contact's id, name and email onto orders or carts: the named ones, or
     (``None``) every one. Only rows whose copy differs are written."""
+    if hubspot_ids is None:
+        copy_first_edge(model, object_type, "contacts", "contact_hubspot_id")
+        copy_contact_names(model)
+        return
     contact_id, email, name = _contact_values(object_type)
-    rows = model._default_manager.all()
-    if hubspot_ids is not None:
-        rows = rows.filter(hubspot_id__in=hubspot_ids)
+    rows = model._default_manager.filter(hubspot_id__in=hubspot_ids)
     rows.exclude(contact_hubspot_id=contact_id).update(contact_hubspot_id=contact_id)
     rows.exclude(customer_email=email, customer_name=name).update(customer_email=email, customer_name=name)
 
 
+# The whole-table copies are joins, written as SQL: Django's update() takes no join, and a subquery per row
+# (what the per-record copies use) costs seconds over a hundred thousand orders. Both databases take
+# UPDATE … FROM (SQLite since 3.33). Names come from the models' meta; values are parameters.
+
+
+def copy_first_edge(model: type[Order] | type[Cart], object_type: str, to_type: str, column: str) -> int:
+    """Set ``column`` of every row to the id of its first edge to ``to_type`` (lowest id, as the per-record
+    copies order them), or "" without one; only rows whose copy differs are written."""
+    quote = connection.ops.quote_name
+    table, pk = quote(model._meta.db_table), quote(model._meta.pk.column)
+    edges, target = quote(Association._meta.db_table), quote(column)
+    sql = (
+        f"UPDATE {table} SET {target} = COALESCE(e.first_id, '') "  # noqa: S608
+        f"FROM {table} AS m LEFT JOIN ("
+        f"SELECT from_id, MIN(to_id) AS first_id FROM {edges} WHERE from_type = %s AND to_type = %s "
+        f"GROUP BY from_id) AS e ON e.from_id = m.hubspot_id "
+        f"WHERE m.{pk} = {table}.{pk} AND {table}.{target} <> COALESCE(e.first_id, '')"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [object_type, to_type])
+        return int(cursor.rowcount)
+
+
+def copy_contact_names(model: type[Order] | type[Cart]) -> int:
+    """Set every row's customer email and name from the contact it names (contact_hubspot_id), "" when the
+    cache has no such contact; only rows whose copy differs are written."""
+    quote = connection.ops.quote_name
+    table, pk = quote(model._meta.db_table), quote(model._meta.pk.column)
+    contacts = quote(Contact._meta.db_table)
+    email = "COALESCE(c.email, '')"
+    name = "COALESCE(TRIM(c.first_name || ' ' || c.last_name), '')"
+    sql = (
+        f"UPDATE {table} SET customer_email = {email}, customer_name = {name} "  # noqa: S608
+        f"FROM {table} AS m LEFT JOIN {contacts} AS c ON c.hubspot_id = m.contact_hubspot_id "
+        f"WHERE m.{pk} = {table}.{pk} "
+        f"AND ({table}.customer_email <> {email} OR {table}.customer_name <> {name})"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        return int(cursor.rowcount)
+
+
+def contact_columns(
+    spec: MirrorType, rows: list[dict[str, Any]], associations: Mapping[str, Mapping[str, Sequence[str]]]
+) -> None:
+    """A full run's rows get their contact's id, email and name from the edges the page brought and the
+    contacts cached so far, as the per-record copy would set them; a contact read later is copied by the
+    whole-table pass at the run's end."""
+    first = {
+        row["hubspot_id"]: min(ids)
+        if (ids := associations.get(row["hubspot_id"], {}).get("contacts"))
+        else ""
+        for row in rows
+    }
+    known = {
+        contact_id: (email, f"{first_name} {last_name}".strip(" "))
+        for contact_id, email, first_name, last_name in Contact.objects.filter(
+            hubspot_id__in=id_list(sorted({i for i in first.values() if i}))
+        ).values_list("hubspot_id", "email", "first_name", "last_name")
+    }
+    for row in rows:
+        contact_id = first[row["hubspot_id"]]
+        row["contact_hubspot_id"] = contact_id
+        row["customer_email"], row["customer_name"] = known.get(contact_id, ("", ""))
+
+
 def contacts_refresh_references_all(spec: MirrorType) -> None:
-    """Every order's and cart's copy of its contact, set-based (the end of a full run)."""
+    """Every order's and cart's copy of its contact's name and email, set-based (the end of a full run)."""
     from carts.models import Cart
     from orders.models import Order
 
-    denormalize_contact(Order, "orders", None)
-    denormalize_contact(Cart, "carts", None)
+    copy_contact_names(Order)
+    copy_contact_names(Cart)
 
 
 @registry.whole_table(contacts_refresh_references_all)

@@ -43,6 +43,9 @@ ProgressCallback = Callable[[SyncRun], None]
 SEARCH_PAGE = 200  # search's largest page
 LIST_PAGE = 100  # list's largest page
 BATCH_READ = 100  # batch read's largest input
+# A full run's writer takes up to this many waiting pages into one transaction: commits and per-statement
+# costs shrink with the batch, and other writers wait for a few hundred milliseconds at most.
+WRITE_BATCH_PAGES = 24
 
 
 class SyncHalted(Exception):
@@ -447,7 +450,7 @@ def _full(context: RunContext, specs: Sequence[MirrorType]) -> None:
         def write(spec: MirrorType, listed: bool, group: list[_Page]) -> cache.UpsertResult:
             """Write pages of one type as one: one upsert, one replacement of their edges, each hook once."""
             records = [record for page in group for record in page.records]
-            result = cache.upsert_records(spec, records, run_hooks=False)
+            result = cache.upsert_records(spec, records, run_hooks=False, full_run=True)
             if listed:
                 _write_inline_associations(spec, records, truncated, fresh)
                 cursors.setdefault(spec.name, {})["after"] = group[-1].next_after
@@ -462,41 +465,55 @@ def _full(context: RunContext, specs: Sequence[MirrorType]) -> None:
             cache.run_after_upsert(spec, [str(r.id) for r in records], full_run=True)
             return result
 
+        def take(item: _Page | _Done | _Failed, limit: int) -> tuple[list[list[_Page]], BaseException | None]:
+            """The item and the pages waiting behind it, up to ``limit``, grouped by type and whether listed,
+            with the failure a fetcher handed over, if any; notes the scans and reads that are done."""
+            nonlocal outstanding
+            groups: dict[tuple[str, bool], list[_Page]] = {}
+            taken = 0
+            while True:
+                if isinstance(item, _Failed):
+                    return list(groups.values()), item.exc  # raised once the pages before it are written
+                if isinstance(item, _Done):
+                    outstanding -= 1
+                    if not item.spec.fetched_by_reference:
+                        cursors.setdefault(item.spec.name, {})["done"] = True
+                else:
+                    groups.setdefault((item.spec.name, item.listed), []).append(item)
+                    taken += 1
+                if taken >= limit:
+                    break
+                try:
+                    item = pages.get_nowait()
+                except queue.Empty:
+                    break
+            return list(groups.values()), None
+
         try:
             while outstanding:
                 item: _Page | _Done | _Failed = pages.get()
-                # The pages waiting in the queue are written together, pages of one type as one page: one
-                # statement per kind of write and one call per hook for all of them, in one transaction with
-                # one progress tick that saves the cursor with them (a crash resumes after the last page
-                # committed). Only what is waiting is taken: the writer never holds a transaction open for a
-                # fetcher. When HubSpot's rate limit paces the fetchers, that is one page at a time.
-                groups: dict[tuple[str, bool], list[_Page]] = {}
+                # What is waiting in the queue is written together, pages of one type as one page: a statement
+                # per kind of write and a call per hook for all of them, in one transaction with one progress
+                # tick that saves the cursor with them (a crash resumes after the last page committed). The
+                # transaction goes on while pages keep waiting, up to WRITE_BATCH_PAGES, and never waits for a
+                # fetcher; when HubSpot's rate limit paces the fetchers, that is a page at a time.
+                done = written = skipped = taken = 0
                 failed: BaseException | None = None
-                taken = 0
-                while True:
-                    if isinstance(item, _Failed):
-                        failed = item.exc  # raised once the pages before it are written
-                        break
-                    if isinstance(item, _Done):
-                        outstanding -= 1
-                        if not item.spec.fetched_by_reference:
-                            cursors.setdefault(item.spec.name, {})["done"] = True
-                    else:
-                        groups.setdefault((item.spec.name, item.listed), []).append(item)
-                        taken += 1
-                    if taken >= settings.HUBSPOT_SYNC_QUEUE_PAGES:
-                        break
-                    try:
-                        item = pages.get_nowait()
-                    except queue.Empty:
-                        break
-                done = written = skipped = 0
                 with transaction.atomic():
-                    for (_name, listed_group), group in groups.items():
-                        result = write(group[0].spec, listed_group, group)
-                        done += sum(len(page.records) for page in group)
-                        written += result.written
-                        skipped += result.skipped
+                    while True:
+                        groups, failed = take(item, WRITE_BATCH_PAGES - taken)
+                        for group in groups:
+                            result = write(group[0].spec, group[0].listed, group)
+                            taken += len(group)
+                            done += sum(len(page.records) for page in group)
+                            written += result.written
+                            skipped += result.skipped
+                        if failed is not None or taken >= WRITE_BATCH_PAGES or not outstanding:
+                            break
+                        try:
+                            item = pages.get_nowait()
+                        except queue.Empty:
+                            break
                     context.tick(done=done, written=written, skipped=skipped)
                 if failed is not None:
                     raise failed

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Count, Q, Sum
+from django.urls import reverse
 from django.utils import timezone
 
 from hubspot.mirror import MirroredObject
 
 if TYPE_CHECKING:
     from pipelines.models import Pipeline
+
+
+@functools.cache
+def _orders_url_prefix() -> str:
+    """Where order URLs start ("/boards/orders/"): reversed once, since a board links every card twice."""
+    return reverse("orders:drawer", args=["0"]).removesuffix("0/")
 
 
 class OrderQuerySet(models.QuerySet["Order"]):
@@ -51,7 +59,7 @@ class OrderQuerySet(models.QuerySet["Order"]):
         if after is not None:
             created, pk = after
             qs = qs.filter(Q(remote_created_at__lt=created) | Q(remote_created_at=created, pk__lt=pk))
-        return qs.order_by("-remote_created_at", "-pk")
+        return qs.select_related("stage").order_by("-remote_created_at", "-pk")
 
     def stage_totals(self) -> dict[int | None, dict[str, Any]]:
         """Exact count and sums per currency for each stage, in one grouped query."""
@@ -116,6 +124,14 @@ class Order(MirroredObject):
         days = self.days_in_stage
         open_stage = self.stage is None or self.stage.state == "OPEN"
         return open_stage and days is not None and days >= pipeline.stale_after_days
+
+    @property
+    def drawer_url(self) -> str:
+        return f"{_orders_url_prefix()}{self.hubspot_id}/"
+
+    @property
+    def move_url(self) -> str:
+        return f"{_orders_url_prefix()}{self.hubspot_id}/move/"
 
     def cursor(self) -> str:
         """This card's place in its column, for the next page."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.db.models import Q
@@ -69,7 +69,16 @@ def orders_refresh_customer_all(spec: MirrorType) -> None:
     denormalize_contact(Order, "orders", None)
 
 
-@registry.whole_table(orders_refresh_customer_all)
+def orders_customer_columns(
+    spec: MirrorType, rows: list[dict[str, Any]], associations: Mapping[str, Mapping[str, Sequence[str]]]
+) -> None:
+    """A full run's rows get their contact's copy from the edges the page brought (see contact_columns)."""
+    from hubspot.services import contact_columns
+
+    contact_columns(spec, rows, associations)
+
+
+@registry.whole_table(orders_refresh_customer_all, rows=orders_customer_columns)
 def orders_refresh_customer(spec: MirrorType, hubspot_ids: Sequence[str]) -> None:
     """Copy each order's associated contact (name, email) onto the order, for cards and search."""
     from hubspot.services import denormalize_contact

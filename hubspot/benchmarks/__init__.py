@@ -25,7 +25,12 @@ Benchmark = Callable[[bool], Result]
 _REGISTRY: dict[str, Benchmark] = {}
 _INTERNAL: set[str] = set()  # parts other benchmarks run in a child process; not run on their own by --all
 # Modules that register benchmarks when imported; a new benchmark is one module and one line here.
-MODULES = ["hubspot.benchmarks.sandbox", "hubspot.benchmarks.sync", "hubspot.benchmarks.push"]
+MODULES = [
+    "hubspot.benchmarks.sandbox",
+    "hubspot.benchmarks.sync",
+    "hubspot.benchmarks.push",
+    "hubspot.benchmarks.board",
+]
 
 
 def register(name: str, *, internal: bool = False) -> Callable[[Benchmark], Benchmark]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import statistics
 import subprocess
@@ -39,6 +40,8 @@ from hubspot.benchmarks.sandbox import TOKEN, SandboxProcess
 from hubspot.benchmarks.sync import with_test_database
 
 PART_ENV = "ORDERDECK_BENCH_PUSH"
+# The latency part's pace: a busy support team's, well below the bulk-edit rate at which batches wait to fill.
+LATENCY_RATE_PER_S = 10.0
 REDIS_URL = "redis://127.0.0.1:6379/5"
 # The faults of the chaos part (sandbox fault rules, applied in this order to each request).
 FAULTS = [
@@ -66,7 +69,7 @@ def sizes(quick: bool) -> dict[str, Any]:
             "edits": 500,
             "creates": 10,
             "kills": 1,
-            "storm_period_s": 120,
+            "storm_period_s": 600,
             "latency_edits": 40,
         }
     return {
@@ -93,7 +96,8 @@ def _redis_up() -> bool:
 
 def _run_part(part: str, broker: str, sandbox_url: str, quick: bool) -> dict[str, Any] | None:
     folder = Path(settings.DATA_DIR) / "bench-push" / part
-    folder.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(folder, ignore_errors=True)  # what an earlier run left: its database, broker files, logs
+    folder.mkdir(parents=True)
     out = folder / "result.json"
     out.unlink(missing_ok=True)
     run_id = uuid.uuid4().hex[:8]
@@ -139,8 +143,10 @@ def run(quick: bool) -> Result:
         raise RuntimeError("the chaos part failed; its output is above")
     if redis is None:
         notes.append(f"no Redis answered at {REDIS_URL}: the Redis latency is not measured")
+    # What the command adds to every result (name, date, machine) is the parent's to say.
+    own = {"benchmark", "quick", "ran_at", "seconds", "machine"}
     figures: dict[str, Any] = {
-        **{k: v for k, v in chaos.items() if not k.startswith("latency")},
+        **{k: v for k, v in chaos.items() if not k.startswith("latency") and k not in own},
         "latency_edits": chaos["latency_edits"],
         "latency_p50_s_redis": redis["latency_p50_s"] if redis else None,
         "latency_p95_s_redis": redis["latency_p95_s"] if redis else None,
@@ -231,7 +237,9 @@ class _Worker:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
+            # To the main process only: a SIGTERM to the whole group kills the pool's children under it and
+            # leaves the main process waiting for them.
+            self.process.terminate()
             try:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -317,6 +325,19 @@ def _sandbox(url: str) -> requests.Session:
     return session
 
 
+def _wait_ready(timeout_s: float = 120) -> None:
+    """Until a worker runs tasks (a cold start takes seconds, which are not the push's)."""
+    from hubspot.models import WorkerHeartbeat
+    from hubspot.tasks import worker_heartbeat_task
+
+    worker_heartbeat_task.delay()
+    deadline = time.monotonic() + timeout_s
+    while not WorkerHeartbeat.objects.exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError("no worker started")
+        time.sleep(0.2)
+
+
 def _wait_settled(timeout_s: float) -> bool:
     from hubspot.models import Change, ChangeStatus
 
@@ -343,6 +364,7 @@ def _verify(url: str, started_ms: int, seed: int) -> dict[str, Any]:
     names = sorted({name for props in intended.values() for name in props})
     session = _sandbox(url)
     mismatched = regressed = checked = 0
+    samples: list[dict[str, Any]] = []
     ids = sorted(intended)
     for start in range(0, len(ids), 50):
         chunk = ids[start : start + 50]
@@ -354,12 +376,26 @@ def _verify(url: str, started_ms: int, seed: int) -> dict[str, Any]:
                 checked += 1
                 if (record["properties"].get(name) or "") != (values[-1] or ""):
                     mismatched += 1
+                    if len(samples) < 5:
+                        samples.append(
+                            {
+                                "id": record["id"],
+                                "property": name,
+                                "hubspot": record["properties"].get(name),
+                                "intended": values,
+                            }
+                        )
                 written = [
                     h["value"]
                     for h in reversed(record.get("propertiesWithHistory", {}).get(name, []))
                     if _ms(h["timestamp"]) >= started_ms
                 ]
-                regressed += _out_of_order(written, values)
+                late = _out_of_order(written, values)
+                regressed += late
+                if late and len(samples) < 10:
+                    samples.append(
+                        {"id": record["id"], "property": name, "written": written, "intended": values}
+                    )
     creates = Change.objects.filter(kind=ChangeKind.CREATE)
     made: dict[str, int] = {}
     after: str | None = None
@@ -388,6 +424,11 @@ def _verify(url: str, started_ms: int, seed: int) -> dict[str, Any]:
         "regressed_writes": regressed,
         "mismatched_properties": mismatched,
         "properties_checked": checked,
+        "samples": samples,
+        "unsettled_samples": [
+            {"id": c.object_id, "status": c.status, "error": c.error, "new": c.new, "remote": c.remote}
+            for c in unsettled[:5]
+        ],
     }
 
 
@@ -459,25 +500,41 @@ def _part(quick: bool) -> dict[str, Any]:
     n = sizes(quick)
     admin = _sandbox(url)
     admin.delete(f"{url}/_sandbox/faults", timeout=10)
+    timings: dict[str, float] = {}
+    mark = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        timings[name] = round(now - mark, 1)
+        mark = now
+
     run = sync.run_sync(SyncKind.FULL, ["orders"], manual=True)
     if run.status != SyncStatus.SUCCEEDED:
         raise RuntimeError(f"the sync before the benchmark failed: {run.error_message} {run.error_detail}")
+    lap("sync_s")
     database_url = f"sqlite:///{connection.settings_dict['NAME']}"
     seed = random.randrange(10**6)
     workers = [_Worker("worker", database_url)]
     beat = _Worker("beat", database_url, beat=True)
     figures: dict[str, Any] = {}
     try:
+        _wait_ready()
+        lap("worker_start_s")
         if config["part"] == "chaos":
             figures.update(_chaos(url, n, seed, workers, database_url))
+            lap("chaos_s")
         admin.delete(f"{url}/_sandbox/faults", timeout=10)
         _wait_quiet()
-        figures.update(_latency(n["latency_edits"], 20.0, seed))
+        lap("quiet_s")
+        figures.update(_latency(n["latency_edits"], LATENCY_RATE_PER_S, seed))
+        lap("latency_s")
     finally:
         beat.stop()
         for worker in workers:
             worker.stop()
-    return figures
+        lap("stop_s")
+    return {**figures, "timings": timings}
 
 
 def _chaos(
@@ -487,10 +544,14 @@ def _chaos(
 
     admin = _sandbox(url)
     writers = 8
-    rules = [*FAULTS, {"kind": "storm", "duration_s": 1.0, "period_s": float(n["storm_period_s"])}]
+    # 429 bursts: a second of them once the writers are a fifth through (pushes are under way by then), and
+    # again every storm period.
+    storm = {"kind": "storm", "duration_s": 1.0, "period_s": float(n["storm_period_s"])}
+    rules = [*FAULTS, storm]
     admin.delete(f"{url}/_sandbox/stats", timeout=10)
     started_ms = int(time.time() * 1000)
-    admin.put(f"{url}/_sandbox/faults", json={"rules": rules, "seed": seed}, timeout=10).raise_for_status()
+    admin.put(f"{url}/_sandbox/faults", json={"rules": FAULTS, "seed": seed}, timeout=10).raise_for_status()
+    storming = False
     progress = [0]
     failures: list[int] = []
     writing = threading.Thread(
@@ -505,6 +566,9 @@ def _chaos(
     while True:
         close_old_connections()
         alive = writing.is_alive()
+        if not storming and progress[0] >= n["edits"] // 5:
+            admin.post(f"{url}/_sandbox/faults", json=storm, timeout=10).raise_for_status()
+            storming = True
         due = kills < len(marks) and (progress[0] >= marks[kills] or not alive)
         if due and _in_flight(ChangeStatus.PUSHING):
             workers[-1].kill()

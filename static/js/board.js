@@ -28,6 +28,9 @@
       Sortable.create(list, {
         group: "board",
         animation: 120,
+        // Pointer events rather than the browser's own drag and drop: one path for mouse, pen and touch.
+        forceFallback: true,
+        fallbackTolerance: 4,
         draggable: ".card-item",
         filter: "details, summary, select, input, button, a, .card-prompt",
         preventOnFilter: false,

@@ -393,7 +393,8 @@ def test_a_daily_limit_pauses_pushing_with_a_banner_until_the_reset(
     assert problem.until is not None and problem.until > timezone.now()
     assert outbox.record_sync_state("orders", order.hubspot_id).state == "paused"
     client.force_login(staff)
-    assert "daily API limit" in client.get("/sync/").content.decode()
+    page = client.get("/carts/").content.decode()  # any page: the banner comes with the base template
+    assert 'class="banner banner-error"' in page and "daily API limit" in page
     # Nothing is sent while paused, even when the change is due.
     Change.objects.filter(pk=change.pk).update(next_attempt_at=None)
     push.push_outbox()
@@ -507,3 +508,37 @@ def test_kinds_and_the_timeline_record_who_did_what(portal: Sandbox, queued: lis
     assert [c.kind for c in timeline] == [ChangeKind.UPDATE, ChangeKind.UPDATE]
     assert timeline[0].created_by is None and timeline[1].created_by == staff
     assert Pipeline.objects.exists()
+
+
+def test_a_move_into_a_stage_hubspot_refused_is_held_back_and_goes_with_it(
+    portal: Sandbox, queued: list[str], staff: Any
+) -> None:
+    order = an_order()
+    pipeline, before = order.pipeline, order.stage
+    assert pipeline is not None and before is not None
+    taken = pipeline.stages.exclude(pk=before.pk).first()
+    assert taken is not None
+    # Stage labels are unique within a pipeline: HubSpot refuses this one.
+    stage = outbox.stage_create(pipeline=pipeline, label=taken.label, by=staff)
+    move = outbox.record_change(
+        obj=order,
+        properties={"hs_pipeline": pipeline.hubspot_id, "hs_pipeline_stage": stage.hubspot_id},
+        by=staff,
+    )
+
+    push.push_outbox()
+
+    create = Change.objects.get(kind=ChangeKind.STAGE_CREATE)
+    assert create.status == ChangeStatus.FAILED and create.response["message"]
+    state = outbox.record_sync_state("orders", order.hubspot_id)
+    assert state.state == "failed" and not state.polling
+    assert [c.pk for c in state.problems] == [move.pk]
+    assert outbox.blocked_by(state.problems[0]) == create
+
+    outbox.change_discard(change=create, by=staff)
+
+    move.refresh_from_db()
+    assert move.status == ChangeStatus.DISCARDED and move.resolution == Resolution.CASCADED
+    assert not Stage.objects.filter(pk=stage.pk).exists()
+    order.refresh_from_db()
+    assert order.stage == before

@@ -96,6 +96,28 @@ class TestComponent:
         )
         assert "Keep mine" in html and "Take HubSpot" in html
 
+    def test_a_change_waiting_for_a_refused_create_is_held_back_with_discard(
+        self, support_client: Any, order: Order
+    ) -> None:
+        Change.objects.create(
+            kind=ChangeKind.STAGE_CREATE,
+            object_type="stages",
+            object_id="tmp-0123456789abcdef",
+            new={"label": "Packed"},
+            status=ChangeStatus.FAILED,
+            error="HubSpot refused this change: label taken",
+        )
+        move = change_for(
+            order,
+            ChangeStatus.PENDING,
+            new={"hs_pipeline_stage": "tmp-0123456789abcdef"},
+            waits_for="tmp-0123456789abcdef",
+        )
+        html = support_client.get(state_url(order), headers=HTMX).content.decode()
+        assert 'data-sync-state="failed"' in html and "hx-trigger" not in html
+        assert "Held back" in html and "label taken" in html
+        assert f"/sync/changes/{move.pk}/discard/" in html and f"/sync/changes/{move.pk}/retry/" not in html
+
     def test_an_unknown_type_is_404(self, support_client: Any) -> None:
         assert support_client.get("/sync/records/widgets/1/state/", headers=HTMX).status_code == 404
 
@@ -133,6 +155,13 @@ class TestTimeline:
         assert response.status_code == 200 and "<html" in html
         assert html.index("Teal mug") < html.index("Red mug")
         assert "Ada Byron" in html and "Took HubSpot" in html and "Green mug" in html
+
+    def test_the_page_offers_the_actions_as_plain_forms(self, support_client: Any, order: Order) -> None:
+        failed = change_for(order, ChangeStatus.FAILED, new={"hs_total_price": "abc"})
+        html = support_client.get(f"/sync/records/orders/{order.hubspot_id}/").content.decode()
+        assert f'<form method="post" action="/sync/changes/{failed.pk}/retry/">' in html
+        assert f'<form method="post" action="/sync/changes/{failed.pk}/discard/">' in html
+        assert "csrfmiddlewaretoken" in html
 
     def test_htmx_gets_the_list_alone(self, support_client: Any, order: Order) -> None:
         change_for(order, ChangeStatus.APPLIED)

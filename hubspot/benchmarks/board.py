@@ -1,0 +1,200 @@
+"""`benchmark board`: server time and queries per request for the board's pages at two cache sizes.
+
+Orders are written straight into a throwaway database (the board reads only the cache), spread over the
+stages of one pipeline and a second one, with realistic currencies, stores and customers. Each page is
+requested through Django's test client, so the time is the server's: middleware, queries, templates.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth.models import Group, User
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext, override_settings
+from django.utils import timezone
+
+from hubspot.benchmarks import Result, register
+from hubspot.benchmarks.sync import with_test_database
+from hubspot.permissions import GROUPS
+
+REPEAT = 40
+STAGES = ("New", "Paid", "Packing", "Shipped", "Out for delivery", "Delivered", "Cancelled", "Refunded")
+CURRENCIES = ("USD", "USD", "USD", "EUR", "GBP", "CAD")
+STORES = ("Northwind Outfitters", "Summit Supply", "Harbor Goods")
+
+
+def seed(n: int) -> tuple[Any, list[Any]]:
+    from orders.models import Order
+    from pipelines.models import Pipeline, Stage, StageState
+
+    pipeline = Pipeline.objects.create(hubspot_id="bench-pipeline", label="Online orders", display_order=0)
+    other = Pipeline.objects.create(hubspot_id="bench-returns", label="Returns", display_order=1)
+    stages = [
+        Stage.objects.create(
+            pipeline=pipeline,
+            hubspot_id=f"bench-stage-{i}",
+            label=label,
+            display_order=i,
+            state=StageState.CLOSED if label in ("Delivered", "Cancelled", "Refunded") else "OPEN",
+        )
+        for i, label in enumerate(STAGES)
+    ]
+    Stage.objects.create(pipeline=other, hubspot_id="bench-return-1", label="Requested", display_order=0)
+    rng = random.Random(42)
+    now = timezone.now()
+    batch: list[Order] = []
+    for i in range(n):
+        stage = stages[min(int(rng.expovariate(0.45)), len(stages) - 1)]
+        currency = rng.choice(CURRENCIES)
+        total = Decimal(rng.randint(500, 90000)) / 100
+        name = f"#{100000 + i}"
+        batch.append(
+            Order(
+                hubspot_id=str(30_000_000_000 + i),
+                name=name,
+                pipeline=pipeline,
+                stage=stage,
+                total=total,
+                currency=currency,
+                store=rng.choice(STORES),
+                fulfillment_status="Unfulfilled",
+                customer_name=f"Customer {i % 5000}",
+                customer_email=f"customer{i % 5000}@shop.example",
+                tracking_number=f"1Z{i:08d}",
+                external_id=f"EXT-{i}",
+                remote_created_at=now - timedelta(minutes=i),
+                remote_updated_at=now - timedelta(minutes=i),
+                stage_entered_at=now - timedelta(hours=rng.randint(1, 400)),
+                synced_at=now,
+                properties={
+                    "hs_order_name": name,
+                    "hs_pipeline": pipeline.hubspot_id,
+                    "hs_pipeline_stage": stage.hubspot_id,
+                    "hs_total_price": str(total),
+                    "hs_currency_code": currency,
+                },
+            )
+        )
+        if len(batch) == 5000:
+            Order.objects.bulk_create(batch)
+            batch = []
+    Order.objects.bulk_create(batch)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE orders_order")
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+    return pipeline, stages
+
+
+def measure(call: Callable[[], Any]) -> dict[str, float]:
+    call()  # warm caches and templates
+    times, queries = [], []
+    for _ in range(REPEAT):
+        with CaptureQueriesContext(connection) as captured:
+            started = time.perf_counter()
+            response = call()
+            elapsed = time.perf_counter() - started
+        assert response.status_code in (200, 204), response.status_code
+        times.append(elapsed * 1000)
+        queries.append(len(captured.captured_queries))
+    times.sort()
+    return {
+        "p50_ms": round(statistics.median(times), 2),
+        "p95_ms": round(times[int(len(times) * 0.95) - 1], 2),
+        "queries": max(queries),
+    }
+
+
+def run_size(n: int) -> dict[str, Any]:
+    from orders.models import Order
+
+    pipeline, stages = seed(n)
+    user = User.objects.create_user("bench", password="bench-password-123")  # noqa: S106
+    user.groups.add(*Group.objects.filter(name__in=GROUPS))
+    client = Client()
+    client.force_login(user)
+    htmx = {"HX-Request": "true"}
+    board_url = f"/boards/{pipeline.pk}/"
+    paid = stages[1]
+    from orders import board as boards
+
+    second_page = boards.column_page(boards.filtered(pipeline, {}), paid.pk, None)[1]
+    some = Order.objects.filter(stage=stages[0]).order_by("-remote_created_at").first()
+    assert some is not None
+    targets = [stages[0], stages[1]]
+    moves = {"n": 0}
+
+    def move() -> Any:
+        moves["n"] += 1
+        order = Order.objects.get(pk=some.pk)
+        target = targets[moves["n"] % 2]
+        return client.post(
+            f"/boards/orders/{order.hubspot_id}/move/",
+            {"stage": target.pk, "from_stage": order.stage_id, "filters": ""},
+            headers=htmx,
+        )
+
+    results = {
+        "board": measure(lambda: client.get(board_url)),
+        "column": measure(
+            lambda: client.get(
+                f"/boards/{pipeline.pk}/columns/{paid.pk}/", {"after": second_page}, headers=htmx
+            )
+        ),
+        "move": measure(move),
+        "drawer": measure(lambda: client.get(f"/boards/orders/{some.hubspot_id}/", headers=htmx)),
+        "filtered": measure(lambda: client.get(board_url, {"q": "customer12@", "store": "Summit Supply"})),
+    }
+    started = time.perf_counter()
+    response = client.get(f"/boards/{pipeline.pk}/export.csv")
+    rows = sum(chunk.count(b"\n") for chunk in response.streaming_content) - 1
+    results["export_rows_per_s"] = round(rows / (time.perf_counter() - started))
+    results["export_rows"] = rows
+    return results
+
+
+@register("board")
+def run(quick: bool) -> Result:
+    small, large = (200, 5_000) if quick else (1_000, 100_000)
+    # Moves queue a push; the benchmark has no worker, so they go to a queue of its own, dropped afterwards.
+    with override_settings(CELERY_TASK_DEFAULT_QUEUE="benchmark-board"):
+        from config.celery import app
+
+        previous = app.conf.task_default_queue
+        app.conf.task_default_queue = "benchmark-board"
+        try:
+            measured = {
+                "small": with_test_database(lambda: run_size(small)),
+                "large": with_test_database(lambda: run_size(large)),
+            }
+        finally:
+            app.conf.task_default_queue = previous
+            with app.connection_for_write() as conn:
+                conn.default_channel.queue_purge("benchmark-board")
+    figures: dict[str, Any] = {"sizes": {"small": small, "large": large}}
+    rows = []
+    for page in ("board", "column", "move", "drawer", "filtered"):
+        s, l_ = measured["small"][page], measured["large"][page]
+        ratio = round(l_["p95_ms"] / s["p95_ms"], 2) if s["p95_ms"] else None
+        figures[page] = {"small": s, "large": l_, "p95_ratio_large_vs_small": ratio}
+        rows.append(
+            (
+                page,
+                f"p50 {l_['p50_ms']} ms, p95 {l_['p95_ms']} ms, {l_['queries']} queries at {large:,}; "
+                f"{s['queries']} queries, p95 {s['p95_ms']} ms at {small:,} (ratio {ratio})",
+            )
+        )
+    figures["export_rows_per_s"] = measured["large"]["export_rows_per_s"]
+    figures["export_rows"] = measured["large"]["export_rows"]
+    rows.append(("CSV export", f"{figures['export_rows_per_s']:,} rows/s ({figures['export_rows']:,} rows)"))
+    return Result(figures, rows)

@@ -1,0 +1,34 @@
+"""The Pipelines and Abandoned carts pages show what the cache holds, escaped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from carts.models import Cart
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+
+def test_pipelines_list_stages_rules_and_order_counts(client: Any) -> None:
+    client.force_login(factories.pipeline_admin())
+    pipeline = factories.pipeline_with_stages(label="Online <orders>")
+    paid = pipeline.stages.get(label="Paid")
+    paid.required_properties = ["hs_payment_status"]
+    paid.save()
+    for _ in range(3):
+        factories.OrderFactory(stage=paid)
+    html = client.get("/pipelines/").content.decode()
+    assert "Online &lt;orders&gt;" in html
+    assert "hs_payment_status" in html
+    assert '<td class="num">3</td>' in html
+
+
+def test_abandoned_carts_lists_carts_without_an_order(support_client: Any) -> None:
+    Cart.objects.create(hubspot_id="1", name="<b>Cart A</b>", cart_url="javascript:alert(1)", status="abandoned")
+    Cart.objects.create(hubspot_id="2", name="Converted", order_hubspot_id="77")
+    html = support_client.get("/carts/").content.decode()
+    assert "&lt;b&gt;Cart A&lt;/b&gt;" in html and "Converted" not in html
+    assert 'href="javascript' not in html
