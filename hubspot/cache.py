@@ -201,7 +201,8 @@ def _sqlite_datetimes(field: models.Field[Any, Any], values: list[Any]) -> list[
             if value is None:
                 last_out = None
             elif type(value) is datetime and value.tzinfo is UTC:
-                last_out = str(value.replace(tzinfo=None))
+                # str() of the naive time is isoformat(" "); in UTC the aware one only adds "+00:00".
+                last_out = value.isoformat(" ")[:-6]
             elif isinstance(value, datetime) and value.tzinfo is not None:
                 last_out = str(value.astimezone(UTC).replace(tzinfo=None))
             else:
@@ -318,18 +319,28 @@ def _upsert_sqlite(model: type[Model], rows: list[dict[str, Any]]) -> int:
         return int(cursor.rowcount)
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+def _postgresql_json(rows: list[dict[str, Any]]) -> str:
+    """The rows as one JSON text for jsonb_to_recordset. json.dumps calls ``default`` only for datetimes and
+    decimals, the rest stays in its C encoder; a page's synced_at and updated_at are one datetime, written
+    once. Rows are plain, so the check for circular references is left out."""
+    texts: dict[datetime, str] = {}
+
+    def default(value: Any) -> Any:
+        if isinstance(value, datetime):
+            text = texts.get(value)
+            if text is None:
+                text = texts[value] = value.isoformat()
+            return text
+        if isinstance(value, Decimal):
+            return str(value)
+        raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+    return json.dumps(rows, default=default, check_circular=False)
 
 
 def _upsert_postgresql(model: type[Model], rows: list[dict[str, Any]]) -> int:
     plan = _plan(model, tuple(rows[0]))
-    # json.dumps calls _json_default only for datetimes and decimals; the rest stays in its C encoder.
-    payload = json.dumps(rows, default=_json_default)
+    payload = _postgresql_json(rows)
     with connection.cursor() as cursor:
         cursor.execute(plan.sql, [*_defaults(plan), payload])
         return int(cursor.rowcount)

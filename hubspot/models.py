@@ -389,6 +389,8 @@ class Change(models.Model):
             models.Index(fields=["status", "lease_until"], name="change_lease"),
             models.Index(fields=["quiet_until"], name="change_quiet"),
             models.Index(fields=["-created_at"], name="change_created"),
+            # The board's "anything new?" poll: the latest change to any order is one index seek.
+            models.Index(fields=["object_type", "updated_at"], name="change_type_updated"),
         ]
 
     def __str__(self) -> str:

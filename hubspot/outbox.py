@@ -580,19 +580,27 @@ def _pipeline_locally(change: Change, *, undo: bool) -> None:
         Stage.objects.filter(hubspot_id=change.object_id).delete()
 
 
+def show_hubspot_values(change: Change) -> None:
+    """Show the values HubSpot has for what a change set (as far as we know), where no later edit set them:
+    a refused move puts the card back where HubSpot has it; Retry puts the change's values back."""
+    spec = registry.get(change.object_type)
+    record = spec.model._default_manager.filter(hubspot_id=change.object_id).first()
+    if record is None:
+        return
+    keep = _touched_by_others(change)
+    restore = {
+        name: change.remote[name] if name in change.remote else change.base.get(name)
+        for name in change.new
+        if name not in keep
+    }
+    if restore:
+        write_values(spec, record, restore)
+
+
 def _undo_locally(change: Change, by: User | None) -> None:
     """Put the record back as HubSpot has it, as far as we know, and ask HubSpot for the rest."""
     if change.kind == ChangeKind.UPDATE:
-        spec = registry.get(change.object_type)
-        record = spec.model._default_manager.filter(hubspot_id=change.object_id).first()
-        if record is not None:
-            keep = _touched_by_others(change)
-            restore = {
-                name: change.remote[name] if name in change.remote else change.base.get(name)
-                for name in change.new
-                if name not in keep
-            }
-            write_values(spec, record, restore)
+        show_hubspot_values(change)
         refresh_on_commit(change.object_type, [change.object_id])
     elif change.kind == ChangeKind.CREATE:
         spec = registry.get(change.object_type)
@@ -874,14 +882,18 @@ def _states_for_page(request: HttpRequest, object_type: str) -> dict[str, SyncSt
     return cache[object_type]
 
 
+def sync_state_for(obj: Any, *, request: HttpRequest | None = None) -> SyncState:
+    """The record's sync state; with the request, every record of its type is read once per request."""
+    object_type, object_id = _object_key(obj)
+    if request is not None:
+        return _states_for_page(request, object_type).get(object_id) or SyncState(object_type, object_id)
+    return record_sync_state(object_type, object_id)
+
+
 def render_sync_state(obj: Any, *, request: HttpRequest | None = None) -> str:
     """The record's sync-state component (pending, in HubSpot, failed with HubSpot's message, conflict with
     the choices), which keeps itself up to date until settled. Any page can embed it."""
-    object_type, object_id = _object_key(obj)
-    if request is not None:
-        state = _states_for_page(request, object_type).get(object_id) or SyncState(object_type, object_id)
-    else:
-        state = record_sync_state(object_type, object_id)
+    state = sync_state_for(obj, request=request)
     return render_to_string("hubspot/record.html#record-state", {"sync": state}, request=request)
 
 

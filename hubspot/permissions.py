@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
+
+R = TypeVar("R", bound=HttpResponseBase)
 
 SUPPORT = "Support"
 PIPELINE_ADMIN = "Pipeline admin"
@@ -23,12 +26,12 @@ def in_group(user: AbstractBaseUser | AnonymousUser, group: str) -> bool:
     return user.groups.filter(name=group).exists()  # type: ignore[attr-defined]
 
 
-def group_required(group: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+def group_required(group: str) -> Callable[[Callable[..., R]], Callable[..., R]]:
     """Refuse (403) a signed-in user outside the group; LoginRequiredMiddleware handles anonymous users."""
 
-    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    def decorator(view: Callable[..., R]) -> Callable[..., R]:
         @wraps(view)
-        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> R:
             if not in_group(request.user, group):
                 raise PermissionDenied(f"This page is for the “{group}” group.")
             return view(request, *args, **kwargs)

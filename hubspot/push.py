@@ -43,7 +43,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from hubspot import client, pending, registry
+from hubspot import client, outbox, pending, registry
 from hubspot.models import (
     Change,
     ChangeKind,
@@ -545,6 +545,9 @@ def _failed(claim: Claim, changes: Sequence[Change], *, error: str, response: di
         for change in held:
             if change.kind != ChangeKind.UPDATE:
                 continue
+            # The record shows what HubSpot has again (a refused move returns the card); the change waits
+            # beside it with its message, Retry and Discard.
+            outbox.show_hubspot_values(change)
             later = Change.objects.for_record(change.object_type, change.object_id).filter(
                 pk__gt=change.pk,
                 status__in=(ChangeStatus.PENDING, ChangeStatus.PUSHING),

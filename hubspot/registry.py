@@ -65,9 +65,13 @@ class MirrorType:
         values: dict[str, Any] = {}
         for column in self.columns:
             value = properties.get(column.property)
-            # What convert() makes of a string for a text column, without the call (sync converts millions).
-            if column.kind == "str" and type(value) is str:
+            # What convert() makes of a string, without the call for the common kinds: sync converts millions.
+            if type(value) is not str or not value:
+                values[column.field] = convert(value, column)
+            elif column.kind == "str":
                 values[column.field] = value[: column.max_length] if column.max_length else value
+            elif column.kind == "decimal":
+                values[column.field] = _decimal(value)
             else:
                 values[column.field] = convert(value, column)
         return values
@@ -175,15 +179,19 @@ def rows_version(hook: AfterUpsert) -> RowsHook | None:
 _DECIMAL_LIMIT = Decimal("1e14")
 
 
+def _decimal(text: str) -> Decimal | None:
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() and abs(number) < _DECIMAL_LIMIT else None
+
+
 def convert(value: Any, column: Column) -> Any:
     if value is None or value == "":
         return None if column.kind != "str" else ""
     if column.kind == "decimal":
-        try:
-            number = Decimal(str(value))
-        except InvalidOperation:
-            return None
-        return number if number.is_finite() and abs(number) < _DECIMAL_LIMIT else None
+        return _decimal(str(value))
     if column.kind == "datetime":
         return parse_datetime(str(value))
     text = str(value)

@@ -13,7 +13,7 @@ import queue
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -245,12 +245,15 @@ def _fail(
 # --- properties and pipelines ------------------------------------------------------------------------------
 
 
-def sync_properties(specs: Iterable[MirrorType]) -> int:
-    """Cache HubSpot's property definitions (labels, types, options, read-only) for forms and labels."""
+def sync_properties(
+    specs: Iterable[MirrorType], fetched: Mapping[str, Sequence[client.ApiProperty]] | None = None
+) -> int:
+    """Cache HubSpot's property definitions (labels, types, options, read-only) for forms and labels;
+    ``fetched`` has them read already, by type."""
     count = 0
     now = timezone.now()
     for spec in specs:
-        definitions = client.list_properties(spec.name)
+        definitions = fetched[spec.name] if fetched is not None else client.list_properties(spec.name)
         rows = [
             PropertyDefinition(
                 object_type=spec.name,
@@ -298,12 +301,13 @@ def sync_properties(specs: Iterable[MirrorType]) -> int:
     return count
 
 
-def sync_pipelines() -> int:
-    """Cache the order pipelines and stages; anything HubSpot no longer has is marked archived."""
+def sync_pipelines(fetched: Sequence[client.ApiPipeline] | None = None) -> int:
+    """Cache the order pipelines and stages; anything HubSpot no longer has is marked archived. ``fetched``
+    has them read already."""
     from orders.services import orders_resolve_stages
     from pipelines.models import Pipeline, Stage, StageState
 
-    remote = client.list_pipelines("orders")
+    remote = fetched if fetched is not None else client.list_pipelines("orders")
     now = timezone.now()
     with transaction.atomic():
         seen_pipelines = []
@@ -378,14 +382,22 @@ class _Failed:
 
 def _full(context: RunContext, specs: Sequence[MirrorType]) -> None:
     run = context.run
-    sync_properties(specs)
-    if any(spec.name == "orders" for spec in specs):
-        sync_pipelines()
+    # The calls before the lists (definitions, pipelines, counts for the progress bar) go at once: one after
+    # another they cost a round trip each before the first page.
+    with ThreadPoolExecutor(max_workers=len(specs) * 2 + 1, thread_name_prefix="sync-start") as start:
+        definitions = {spec.name: start.submit(client.list_properties, spec.name) for spec in specs}
+        orders_pipelines = (
+            start.submit(client.list_pipelines, "orders") if any(s.name == "orders" for s in specs) else None
+        )
+        counts = [start.submit(_count, spec) for spec in specs] if run.progress_total is None else []
+        sync_properties(specs, {name: future.result() for name, future in definitions.items()})
+        if orders_pipelines is not None:
+            sync_pipelines(orders_pipelines.result())
+        if counts:
+            run.progress_total = sum(future.result() for future in counts)
     names = {spec.name: property_names(spec) for spec in specs}
     listed = [spec for spec in specs if not spec.fetched_by_reference]
     referenced = {spec.name: spec for spec in specs if spec.fetched_by_reference}
-    if run.progress_total is None:
-        run.progress_total = sum(_count(spec) for spec in specs)
     cursors: dict[str, Any] = run.cursor.setdefault("lists", {})
     pages: queue.Queue[_Page | _Done | _Failed] = queue.Queue(maxsize=settings.HUBSPOT_SYNC_QUEUE_PAGES)
     stop = threading.Event()
@@ -531,7 +543,7 @@ def _full(context: RunContext, specs: Sequence[MirrorType]) -> None:
         missing = _missing_references(spec)
         for batch in cache.chunks(missing, BATCH_READ):
             fetched = client.batch_read(spec.name, batch, properties=names[spec.name])
-            upserted = cache.upsert_records(spec, fetched.results, run_hooks=False)
+            upserted = cache.upsert_records(spec, fetched.results, run_hooks=False, full_run=True)
             cache.run_after_upsert(spec, [str(r.id) for r in fetched.results], full_run=True)
             context.tick(done=len(fetched.results), written=upserted.written, skipped=upserted.skipped)
     _finish_full(context, specs)

@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Max
+from django.db.models import OuterRef, Subquery
 from django.http import QueryDict
 
 from hubspot.models import PropertyDefinition
@@ -106,12 +106,29 @@ def build_board(pipeline: Pipeline, filters: dict[str, Any], query: QueryDict) -
     )
 
 
-def column_totals(pipeline: Pipeline, filters: dict[str, Any], stage_ids: list[int]) -> dict[int, dict[str, Any]]:
+def column_totals(
+    pipeline: Pipeline, filters: dict[str, Any], stage_ids: list[int]
+) -> dict[int, dict[str, Any]]:
     totals = filtered(pipeline, filters).filter(stage_id__in=stage_ids).stage_totals()
     return {sid: totals.get(sid, {"count": 0, "sums": {}}) for sid in stage_ids}  # type: ignore[misc]
 
 
 def version(pipeline: Pipeline) -> str:
-    """Changes when any order of the pipeline changes here (a move, a sync, a webhook): one index seek."""
-    latest = Order.objects.filter(pipeline=pipeline).aggregate(latest=Max("updated_at"))["latest"]
-    return latest.isoformat() if latest else "0"
+    """Changes when an order of the pipeline changes here (a move, a sync, a webhook) or an order's push
+    moves on (pending → in HubSpot, failed, conflict): one query of two index seeks."""
+    from hubspot.models import Change
+
+    # Each "latest" is ORDER BY … DESC LIMIT 1 on its own index, so the cost doesn't grow with the cache.
+    latest_order = (
+        Order.objects.filter(pipeline=OuterRef("pk")).order_by("-updated_at").values("updated_at")[:1]
+    )
+    latest_change = (
+        Change.objects.filter(object_type="orders").order_by("-updated_at").values("updated_at")[:1]
+    )
+    row = (
+        Pipeline.objects.filter(pk=pipeline.pk)
+        .annotate(latest=Subquery(latest_order), pushed=Subquery(latest_change))
+        .values("latest", "pushed")
+        .first()
+    ) or {}
+    return "|".join(str(row.get(key) or 0) for key in ("latest", "pushed"))

@@ -10,7 +10,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from carts.models import Cart
-from hubspot.models import Association, Contact, LineItem, PropertyDefinition
+from hubspot.models import Association, Contact, LineItem, PropertyDefinition, WebhookEvent
 from hubspot.registry import parse_datetime
 from orders.models import Order
 
@@ -50,7 +50,9 @@ class Field:
         if self.type in ("date", "datetime") and self.value:
             moment = parse_datetime(self.value)
             if moment:
-                return moment.strftime("%Y-%m-%d") if self.type == "date" else moment.strftime("%Y-%m-%dT%H:%M")
+                return (
+                    moment.strftime("%Y-%m-%d") if self.type == "date" else moment.strftime("%Y-%m-%dT%H:%M")
+                )
         return self.value
 
 
@@ -62,8 +64,11 @@ def _field(order: Order, definition: PropertyDefinition) -> Field:
         field_type=definition.field_type,
         group=definition.group_name or "other",
         value=order.prop(definition.name),
-        options=[(str(o.get("value", "")), str(o.get("label", o.get("value", ""))))
-                 for o in definition.options or [] if not o.get("hidden")],
+        options=[
+            (str(o.get("value", "")), str(o.get("label", o.get("value", ""))))
+            for o in definition.options or []
+            if not o.get("hidden")
+        ],
         editable=definition.editable and not definition.hidden and definition.name not in MOVED_ON_THE_BOARD,
         description=definition.description,
     )
@@ -84,7 +89,9 @@ def property_groups(order: Order) -> list[tuple[str, list[Field]]]:
         groups.setdefault(f.group, []).append(f)
     for name in sorted(set(order.properties) - known):
         groups.setdefault("other", []).append(
-            Field(name=name, label=name, type="string", field_type="text", group="other", value=order.prop(name))
+            Field(
+                name=name, label=name, type="string", field_type="text", group="other", value=order.prop(name)
+            )
         )
     return [(_group_label(name), fields) for name, fields in groups.items()]
 
@@ -114,7 +121,9 @@ def clean_value(f: Field, raw: str) -> tuple[str, str]:
             number = Decimal(raw)
         except InvalidOperation:
             return "", f"{f.label} takes a number."
-        return (str(number) if number.is_finite() else ""), ("" if number.is_finite() else f"{f.label} takes a number.")
+        return (str(number) if number.is_finite() else ""), (
+            "" if number.is_finite() else f"{f.label} takes a number."
+        )
     if f.type == "date":
         try:
             return date.fromisoformat(raw).isoformat(), ""
@@ -144,7 +153,11 @@ def _associated(order: Order, to_type: str) -> list[str]:
 
 
 def line_items(order: Order) -> dict[str, Any]:
-    items = list(LineItem.objects.filter(hubspot_id__in=_associated(order, "line_items"), archived=False).order_by("name"))
+    items = list(
+        LineItem.objects.filter(hubspot_id__in=_associated(order, "line_items"), archived=False).order_by(
+            "name"
+        )
+    )
     total = sum((item.amount or (item.quantity or 0) * (item.price or 0) for item in items), Decimal(0))
     return {"items": items, "total": total}
 
@@ -160,9 +173,31 @@ def carts(order: Order) -> list[Cart]:
     return list(Cart.objects.filter(hubspot_id__in=_associated(order, "carts")))
 
 
-def timeline(order: Order, changes: Iterable[Any]) -> list[dict[str, Any]]:
-    """Staff changes with their outcome, newest first."""
-    entries = []
-    for change in changes:
-        entries.append({"at": change.created_at, "who": change.created_by_name or "Someone", "change": change})
-    return entries
+def timeline(order: Order, changes: Iterable[Any], limit: int = 50) -> list[dict[str, Any]]:
+    """Staff changes with their outcome, and the changes HubSpot told us of, newest first."""
+    entries: list[dict[str, Any]] = [
+        {"at": change.created_at, "who": change.created_by_name or "Someone", "change": change}
+        for change in changes
+    ]
+    events = WebhookEvent.objects.filter(object_type="orders", object_id=order.hubspot_id).order_by(
+        "-received_at"
+    )
+    for event in events[:limit]:
+        entries.append(
+            {"at": event.occurred_at or event.received_at, "who": "HubSpot", "remote": _describe(event)}
+        )
+    entries.sort(key=lambda e: e["at"], reverse=True)
+    return entries[:limit]
+
+
+def _describe(event: WebhookEvent) -> str:
+    kind = event.subscription_type.rsplit(".", 1)[-1]
+    payload = event.payload
+    if kind == "propertyChange":
+        return f"{payload.get('propertyName', 'a property')} set to “{payload.get('propertyValue', '')}”"
+    if kind == "associationChange":
+        removed = "unlinked from" if payload.get("associationRemoved") else "linked to"
+        return f"{removed} {payload.get('associationType', 'a record')}"
+    return {"creation": "created", "deletion": "deleted", "restore": "restored", "merge": "merged"}.get(
+        kind, kind
+    )

@@ -17,9 +17,15 @@ from pipelines.rules import check_move
 
 
 @transaction.atomic
-def order_move_to_stage(*, order: Order, stage: Stage, by: User, values: dict[str, str] | None = None) -> Order:
+def order_move_to_stage(
+    *, order: Order, stage: Stage, by: User, values: dict[str, str] | None = None
+) -> Order:
     """Move an order at once, with any values the target stage requires, and record the change for HubSpot."""
-    properties = {"hs_pipeline": stage.pipeline.hubspot_id, "hs_pipeline_stage": stage.hubspot_id, **(values or {})}
+    properties = {
+        "hs_pipeline": stage.pipeline.hubspot_id,
+        "hs_pipeline_stage": stage.hubspot_id,
+        **(values or {}),
+    }
     record_change(obj=order, properties=properties, by=by)
     order.stage = stage
     order.pipeline = stage.pipeline

@@ -8,19 +8,29 @@ from django import forms
 
 from pipelines.models import Pipeline, Stage
 
-SYNC_STATES = [("", "Any sync state"), ("unsettled", "Not yet in HubSpot"), ("failed", "Failed"),
-               ("conflict", "In conflict")]
+SYNC_STATES = [
+    ("", "Any sync state"),
+    ("unsettled", "Not yet in HubSpot"),
+    ("failed", "Failed"),
+    ("conflict", "In conflict"),
+]
 
 
 class BoardFilterForm(forms.Form):
     """The board's filters, all in the URL so a view is shareable and the back button works."""
 
-    q = forms.CharField(required=False, max_length=200, label="Search",
-                        widget=forms.TextInput(attrs={"type": "search", "placeholder": "Order, customer, email, tracking…"}))
+    q = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Search",
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "Order, customer, email, tracking…"}),
+    )
     store = forms.CharField(required=False, max_length=255)
     status = forms.CharField(required=False, max_length=100, label="Fulfillment")
     currency = forms.CharField(required=False, max_length=8)
-    created_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="Created from")
+    created_from = forms.DateField(
+        required=False, widget=forms.DateInput(attrs={"type": "date"}), label="Created from"
+    )
     created_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="to")
     sync = forms.ChoiceField(required=False, choices=SYNC_STATES, label="Sync state")
     stale = forms.BooleanField(required=False, label="Stale only")
@@ -51,7 +61,11 @@ class MoveForm(forms.Form):
         self.pipeline = pipeline
 
     def clean_stage(self) -> Stage:
-        stage = Stage.objects.filter(pk=self.cleaned_data["stage"], archived=False).select_related("pipeline").first()
+        stage = (
+            Stage.objects.filter(pk=self.cleaned_data["stage"], archived=False)
+            .select_related("pipeline")
+            .first()
+        )
         if stage is None:
             raise forms.ValidationError("That stage doesn't exist (any more). Refresh the board.")
         if stage.pipeline_id != self.pipeline.pk:

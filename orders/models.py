@@ -33,8 +33,12 @@ class OrderQuerySet(models.QuerySet["Order"]):
         qs = self.filter(pipeline=pipeline, archived=False)
         if text := filters.get("q"):
             qs = qs.filter(
-                Q(name__icontains=text) | Q(external_id__iexact=text) | Q(customer_name__icontains=text)
-                | Q(customer_email__icontains=text) | Q(tracking_number__icontains=text) | Q(hubspot_id=text)
+                Q(name__icontains=text)
+                | Q(external_id__iexact=text)
+                | Q(customer_name__icontains=text)
+                | Q(customer_email__icontains=text)
+                | Q(tracking_number__icontains=text)
+                | Q(hubspot_id=text)
             )
         for field, key in (("store", "store"), ("fulfillment_status", "status"), ("currency", "currency")):
             if value := filters.get(key):
@@ -42,10 +46,13 @@ class OrderQuerySet(models.QuerySet["Order"]):
         if start := filters.get("created_from"):
             qs = qs.filter(remote_created_at__gte=datetime.combine(start, time.min, tzinfo=UTC))
         if end := filters.get("created_to"):
-            qs = qs.filter(remote_created_at__lt=datetime.combine(end + timedelta(days=1), time.min, tzinfo=UTC))
+            qs = qs.filter(
+                remote_created_at__lt=datetime.combine(end + timedelta(days=1), time.min, tzinfo=UTC)
+            )
         if filters.get("stale"):
             qs = qs.filter(
-                stage__state="OPEN", stage_entered_at__lt=timezone.now() - timedelta(days=pipeline.stale_after_days)
+                stage__state="OPEN",
+                stage_entered_at__lt=timezone.now() - timedelta(days=pipeline.stale_after_days),
             )
         if sync := filters.get("sync"):
             from hubspot.outbox import hubspot_ids_with_sync_state
@@ -100,12 +107,15 @@ class Order(MirroredObject):
 
     class Meta:
         indexes = [
-            models.Index(fields=["stage", "archived", "-remote_created_at"], name="order_column"),
+            # A column page: newest first, the id breaking ties, read straight off the index.
+            models.Index(fields=["stage", "archived", "-remote_created_at", "-id"], name="order_column"),
             models.Index(fields=["pipeline", "archived"], name="order_pipeline"),
             models.Index(fields=["customer_email"], name="order_customer_email"),
             models.Index(fields=["external_id"], name="order_external_id"),
             # Per-stage counts and sums per currency read only this index.
-            models.Index(fields=["pipeline", "archived", "stage", "currency", "total"], name="order_board_sums"),
+            models.Index(
+                fields=["pipeline", "archived", "stage", "currency", "total"], name="order_board_sums"
+            ),
             # The board's "anything new?" poll: the latest change in a pipeline is one index seek.
             models.Index(fields=["pipeline", "updated_at"], name="order_pipeline_updated"),
         ]

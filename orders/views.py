@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import messages
+from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
 from hubspot.permissions import SUPPORT, group_required
+from hubspot.views import HtmxHttpRequest
 from orders import board as boards
 from orders import details, edits
 from orders.forms import BoardFilterForm, MoveForm, SavedViewForm
@@ -25,19 +27,24 @@ from pipelines.rules import check_move
 TABLE_PAGE = 50
 
 
-def _filters(request: HttpRequest) -> tuple[BoardFilterForm, dict[str, Any]]:
+def _user(request: HttpRequest) -> User:
+    """The signed-in person (every view here is behind a login and a group check)."""
+    return cast(User, request.user)
+
+
+def _filters(request: HtmxHttpRequest) -> tuple[BoardFilterForm, dict[str, Any]]:
     form = BoardFilterForm(request.GET or None)
     return form, form.active()
 
 
-def _board_query(request: HttpRequest) -> QueryDict:
+def _board_query(request: HtmxHttpRequest) -> QueryDict:
     """The board's filters as they came (moves carry them in ``filters`` so counts are recomputed alike)."""
     return QueryDict(request.POST.get("filters", "")) if request.method == "POST" else request.GET
 
 
 @group_required(SUPPORT)
 @require_GET
-def boards_home(request: HttpRequest) -> HttpResponse:
+def boards_home(request: HtmxHttpRequest) -> HttpResponse:
     pipeline = Pipeline.objects.for_orders().first()
     if pipeline is None:
         return render(request, "orders/boards.html")
@@ -46,14 +53,14 @@ def boards_home(request: HttpRequest) -> HttpResponse:
 
 @group_required(SUPPORT)
 @require_GET
-def board(request: HttpRequest, pipeline_pk: int) -> HttpResponse:
+def board(request: HtmxHttpRequest, pipeline_pk: int) -> HttpResponse:
     pipeline = get_object_or_404(Pipeline.objects.for_orders(), pk=pipeline_pk)
     form, filters = _filters(request)
     context = {
         "board": boards.build_board(pipeline, filters, request.GET),
         "form": form,
         "pipelines": Pipeline.objects.for_orders(),
-        "saved_views": SavedView.objects.filter(user=request.user, pipeline=pipeline),
+        "saved_views": SavedView.objects.filter(user=_user(request), pipeline=pipeline),
         "version": boards.version(pipeline),
         "pipeline_pk": pipeline.pk,
     }
@@ -65,88 +72,135 @@ def board(request: HttpRequest, pipeline_pk: int) -> HttpResponse:
 
 @group_required(SUPPORT)
 @require_GET
-def column(request: HttpRequest, pipeline_pk: int, stage_pk: int) -> HttpResponse:
+def column(request: HtmxHttpRequest, pipeline_pk: int, stage_pk: int) -> HttpResponse:
     """The next page of one column's cards (loaded when the end of the column scrolls into view)."""
     pipeline = get_object_or_404(Pipeline.objects.for_orders(), pk=pipeline_pk)
     stage = get_object_or_404(pipeline.stages.filter(archived=False), pk=stage_pk)
     _, filters = _filters(request)
     orders = boards.filtered(pipeline, filters)
     cards, next_cursor = boards.column_page(orders, stage.pk, request.GET.get("after"))
-    context = {"cards": cards, "next_cursor": next_cursor, "column_stage": stage, "pipeline": pipeline,
-               "stages": boards.stages_of(pipeline), "query": _without(request.GET, "after"),
-               "card_fields": boards.card_fields(pipeline)}
+    context = {
+        "cards": cards,
+        "next_cursor": next_cursor,
+        "column_stage": stage,
+        "pipeline": pipeline,
+        "stages": boards.stages_of(pipeline),
+        "query": _without(request.GET, "after"),
+        "card_fields": boards.card_fields(pipeline),
+    }
     return render(request, "orders/board.html#column-page", context)
 
 
 @group_required(SUPPORT)
 @require_GET
-def board_version(request: HttpRequest, pipeline_pk: int) -> HttpResponse:
+def board_version(request: HtmxHttpRequest, pipeline_pk: int) -> HttpResponse:
     """The live poll: 204 while nothing changed; otherwise tell the page to refresh the board."""
     pipeline = get_object_or_404(Pipeline.objects.for_orders(), pk=pipeline_pk)
     current = boards.version(pipeline)
     if request.GET.get("v") == current:
         return HttpResponse(status=204)
-    response = render(request, "orders/board.html#board-version", {"pipeline_pk": pipeline.pk, "version": current})
+    response = render(
+        request, "orders/board.html#board-version", {"pipeline_pk": pipeline.pk, "version": current}
+    )
     return trigger_client_event(response, "boardChanged", {"version": current})
 
 
 @group_required(SUPPORT)
-@require_POST
-def move(request: HttpRequest, hubspot_id: str) -> HttpResponse:
-    """Drag, "Move to…" and the required-values prompt all post here."""
-    order = get_object_or_404(Order.objects.select_related("stage", "pipeline"), hubspot_id=hubspot_id, archived=False)
+@require_http_methods(["GET", "POST"])
+def move(request: HtmxHttpRequest, hubspot_id: str) -> HttpResponse:
+    """Drag, "Move to…" and the required-values prompt all post here; GET gives the "Move to…" form."""
+    if request.method == "GET":
+        return _move_form(request, hubspot_id)
+    order = get_object_or_404(
+        Order.objects.select_related("stage", "pipeline"), hubspot_id=hubspot_id, archived=False
+    )
     pipeline = order.pipeline
     if pipeline is None:
         return _card_refused(request, order, "This order has no pipeline in the cache yet; sync first.")
     form = MoveForm(request.POST, pipeline=pipeline)
     if not form.is_valid():
-        return _card_refused(request, order, " ".join(e for errors in form.errors.values() for e in errors))
+        return _card_refused(
+            request, order, " ".join(str(e) for errors in form.errors.values() for e in errors)
+        )
     stage = form.cleaned_data["stage"]
     seen_in = form.cleaned_data.get("from_stage")
     if seen_in is not None and seen_in != order.stage_id:
         where = order.stage.label if order.stage else "no stage"
-        return _card_refused(request, order, f"Someone moved this order to “{where}” meanwhile; it stays there.")
-    values = {k[len("prop_"):]: v.strip() for k, v in request.POST.items() if k.startswith("prop_")}
+        return _card_refused(
+            request, order, f"Someone moved this order to “{where}” meanwhile; it stays there."
+        )
+    values = {k[len("prop_") :]: str(v).strip() for k, v in request.POST.items() if k.startswith("prop_")}
     check = check_move(order, stage, values)
     if not check.allowed:
-        return _card_refused(request, order, check.reason, prompt_stage=stage if check.missing else None,
-                             missing=check.missing)
+        return _card_refused(
+            request, order, check.reason, prompt_stage=stage if check.missing else None, missing=check.missing
+        )
     old_stage_id = order.stage_id
-    edits.order_move_to_stage(order=order, stage=stage, by=request.user, values=values)  # type: ignore[arg-type]
+    edits.order_move_to_stage(order=order, stage=stage, by=_user(request), values=values)
     if not request.htmx:
         messages.success(request, f"Moved “{order}” to {stage.label}.")
         return redirect(reverse("orders:board", args=[pipeline.pk]) + "?" + request.POST.get("filters", ""))
     return _card_moved(request, order, pipeline, old_stage_id)
 
 
-def _card_context(request: HttpRequest, order: Order, **extra: Any) -> dict[str, Any]:
+def _move_form(request: HtmxHttpRequest, hubspot_id: str) -> HttpResponse:
+    order = get_object_or_404(
+        Order.objects.select_related("stage", "pipeline"), hubspot_id=hubspot_id, archived=False
+    )
+    context = {
+        "order": order,
+        "stages": boards.stages_of(order.pipeline) if order.pipeline else [],
+        "query": request.GET.get("filters", ""),
+    }
+    if request.htmx:
+        return render(request, "orders/board.html#move-form", context)
+    return render(request, "orders/move.html", context)
+
+
+def _card_context(request: HtmxHttpRequest, order: Order, **extra: Any) -> dict[str, Any]:
     pipeline = order.pipeline
-    return {"order": order, "pipeline": pipeline, "stages": boards.stages_of(pipeline) if pipeline else [],
-            "query": _board_query(request).urlencode(),
-            "card_fields": boards.card_fields(pipeline) if pipeline else [], **extra}
+    return {
+        "order": order,
+        "pipeline": pipeline,
+        "stages": boards.stages_of(pipeline) if pipeline else [],
+        "query": _board_query(request).urlencode(),
+        "card_fields": boards.card_fields(pipeline) if pipeline else [],
+        **extra,
+    }
 
 
-def _card_moved(request: HttpRequest, order: Order, pipeline: Pipeline, old_stage_id: int | None) -> HttpResponse:
+def _card_moved(
+    request: HtmxHttpRequest, order: Order, pipeline: Pipeline, old_stage_id: int | None
+) -> HttpResponse:
     filters = BoardFilterForm(_board_query(request)).active()
     changed = [sid for sid in {old_stage_id, order.stage_id} if sid is not None]
     totals = boards.column_totals(pipeline, filters, changed)
-    context = _card_context(request, order, headers=[(s, totals[s.pk]) for s in boards.stages_of(pipeline)
-                                                      if s.pk in totals])
+    context = _card_context(
+        request, order, headers=[(s, totals[s.pk]) for s in boards.stages_of(pipeline) if s.pk in totals]
+    )
     response = render(request, "orders/board.html#moved-card", context)
     return trigger_client_event(
         response, "orderMoved", {"order": order.hubspot_id, "stage": order.stage_id}, after="swap"
     )
 
 
-def _card_refused(request: HttpRequest, order: Order, reason: str, *, prompt_stage: Any = None,
-                  missing: list[str] | None = None) -> HttpResponse:
+def _card_refused(
+    request: HtmxHttpRequest,
+    order: Order,
+    reason: str,
+    *,
+    prompt_stage: Any = None,
+    missing: list[str] | None = None,
+) -> HttpResponse:
     """Nothing changes: the card goes back where it was and says why (or asks for the missing values)."""
     if not request.htmx:
         messages.error(request, reason)
         return redirect(reverse("orders:board", args=[order.pipeline_id]) if order.pipeline_id else "/")
     from hubspot.models import PropertyDefinition
 
-    definitions = {d.name: d for d in PropertyDefinition.objects.filter(object_type="orders", name__in=missing or [])}
+    definitions = {
+        d.name: d for d in PropertyDefinition.objects.filter(object_type="orders", name__in=missing or [])
+    }
     prompt = [(name, definitions.get(name)) for name in missing or []]
     context = _card_context(request, order, refusal=reason, prompt_stage=prompt_stage, prompt=prompt)
     response = render(request, "orders/board.html#card", context)
@@ -164,7 +218,7 @@ def _without(query: QueryDict, *names: str) -> str:
 
 @group_required(SUPPORT)
 @require_GET
-def table(request: HttpRequest, pipeline_pk: int) -> HttpResponse:
+def table(request: HtmxHttpRequest, pipeline_pk: int) -> HttpResponse:
     """The same orders and filters as a list, a page at a time."""
     pipeline = get_object_or_404(Pipeline.objects.for_orders(), pk=pipeline_pk)
     form, filters = _filters(request)
@@ -175,9 +229,14 @@ def table(request: HttpRequest, pipeline_pk: int) -> HttpResponse:
         page = 1
     rows = list(orders[(page - 1) * TABLE_PAGE : page * TABLE_PAGE + 1])
     context = {
-        "pipeline": pipeline, "form": form, "pipelines": Pipeline.objects.for_orders(),
-        "rows": rows[:TABLE_PAGE], "page": page, "has_next": len(rows) > TABLE_PAGE,
-        "total": orders.count(), "query": _without(request.GET, "page"),
+        "pipeline": pipeline,
+        "form": form,
+        "pipelines": Pipeline.objects.for_orders(),
+        "rows": rows[:TABLE_PAGE],
+        "page": page,
+        "has_next": len(rows) > TABLE_PAGE,
+        "total": orders.count(),
+        "query": _without(request.GET, "page"),
     }
     return render(request, "orders/table.html", context)
 
@@ -189,15 +248,40 @@ class _Echo:
 
 @group_required(SUPPORT)
 @require_GET
-def export_csv(request: HttpRequest, pipeline_pk: int) -> StreamingHttpResponse:
+def export_csv(request: HtmxHttpRequest, pipeline_pk: int) -> StreamingHttpResponse:
     """Every filtered order, all pages, streamed."""
     pipeline = get_object_or_404(Pipeline.objects.for_orders(), pk=pipeline_pk)
     _, filters = _filters(request)
-    columns = ["hubspot_id", "name", "stage__label", "customer_name", "customer_email", "total", "currency",
-               "store", "fulfillment_status", "external_id", "tracking_number", "remote_created_at",
-               "stage_entered_at"]
-    header = ["HubSpot ID", "Order", "Stage", "Customer", "Email", "Total", "Currency", "Store", "Fulfillment",
-              "External ID", "Tracking number", "Created", "In stage since"]
+    columns = [
+        "hubspot_id",
+        "name",
+        "stage__label",
+        "customer_name",
+        "customer_email",
+        "total",
+        "currency",
+        "store",
+        "fulfillment_status",
+        "external_id",
+        "tracking_number",
+        "remote_created_at",
+        "stage_entered_at",
+    ]
+    header = [
+        "HubSpot ID",
+        "Order",
+        "Stage",
+        "Customer",
+        "Email",
+        "Total",
+        "Currency",
+        "Store",
+        "Fulfillment",
+        "External ID",
+        "Tracking number",
+        "Created",
+        "In stage since",
+    ]
     rows = boards.filtered(pipeline, filters).order_by("-remote_created_at", "-pk").values_list(*columns)
     writer = csv.writer(_Echo())
 
@@ -221,12 +305,14 @@ def _csv_safe(value: Any) -> Any:
 
 @group_required(SUPPORT)
 @require_POST
-def saved_view_create(request: HttpRequest, pipeline_pk: int) -> HttpResponse:
+def saved_view_create(request: HtmxHttpRequest, pipeline_pk: int) -> HttpResponse:
     pipeline = get_object_or_404(Pipeline.objects.for_orders(), pk=pipeline_pk)
     form = SavedViewForm(request.POST)
     if form.is_valid():
         SavedView.objects.update_or_create(
-            user=request.user, pipeline=pipeline, name=form.cleaned_data["name"],  # type: ignore[misc]
+            user=_user(request),
+            pipeline=pipeline,
+            name=form.cleaned_data["name"],  # type: ignore[misc]
             defaults={"query": form.cleaned_data["query"]},
         )
         messages.success(request, f"Saved the view “{form.cleaned_data['name']}”.")
@@ -237,8 +323,8 @@ def saved_view_create(request: HttpRequest, pipeline_pk: int) -> HttpResponse:
 
 @group_required(SUPPORT)
 @require_POST
-def saved_view_delete(request: HttpRequest, pipeline_pk: int, view_pk: int) -> HttpResponse:
-    view = get_object_or_404(SavedView, pk=view_pk, user=request.user, pipeline_id=pipeline_pk)
+def saved_view_delete(request: HtmxHttpRequest, pipeline_pk: int, view_pk: int) -> HttpResponse:
+    view = get_object_or_404(SavedView, pk=view_pk, user=_user(request), pipeline_id=pipeline_pk)
     view.delete()
     messages.success(request, f"Deleted the view “{view.name}”.")
     return redirect("orders:board", pipeline_pk)
@@ -249,7 +335,7 @@ def saved_view_delete(request: HttpRequest, pipeline_pk: int, view_pk: int) -> H
 
 @group_required(SUPPORT)
 @require_GET
-def drawer(request: HttpRequest, hubspot_id: str) -> HttpResponse:
+def drawer(request: HtmxHttpRequest, hubspot_id: str) -> HttpResponse:
     """Everything about one order; a drawer over the board, or a page of its own at the same URL."""
     order = get_object_or_404(Order.objects.select_related("stage", "pipeline"), hubspot_id=hubspot_id)
     template = "orders/drawer.html#drawer" if request.htmx else "orders/drawer.html"
@@ -271,37 +357,53 @@ def drawer_context(order: Order) -> dict[str, Any]:
 
 @group_required(SUPPORT)
 @require_GET
-def property_edit(request: HttpRequest, hubspot_id: str, name: str) -> HttpResponse:
+def property_edit(request: HtmxHttpRequest, hubspot_id: str, name: str) -> HttpResponse:
     """The inline editor of one property (or its plain row again, with ?cancel)."""
     order = get_object_or_404(Order, hubspot_id=hubspot_id, archived=False)
     field = details.field_for(order, name)
     if field is None:
         return HttpResponse("This property can't be shown.", status=404)
     editing = "cancel" not in request.GET and field.editable
-    return render(request, "orders/drawer.html#property-row", {"order": order, "field": field, "editing": editing})
+    return render(
+        request, "orders/drawer.html#property-row", {"order": order, "field": field, "editing": editing}
+    )
 
 
 @group_required(SUPPORT)
 @require_POST
-def property_save(request: HttpRequest, hubspot_id: str, name: str) -> HttpResponse:
+def property_save(request: HtmxHttpRequest, hubspot_id: str, name: str) -> HttpResponse:
     order = get_object_or_404(Order, hubspot_id=hubspot_id, archived=False)
     field = details.field_for(order, name)
     if field is None or not field.editable:
-        return render(request, "orders/drawer.html#property-row",
-                      {"order": order, "field": field, "error": "HubSpot doesn't let this property be edited."})
+        return render(
+            request,
+            "orders/drawer.html#property-row",
+            {"order": order, "field": field, "error": "HubSpot doesn't let this property be edited."},
+        )
     value, error = details.clean_value(field, request.POST.get("value", ""))
     if error:
-        return render(request, "orders/drawer.html#property-row",
-                      {"order": order, "field": field, "editing": True, "error": error, "entered": request.POST.get("value", "")})
-    edits.order_update_properties(order=order, values={name: value}, by=request.user)  # type: ignore[arg-type]
+        return render(
+            request,
+            "orders/drawer.html#property-row",
+            {
+                "order": order,
+                "field": field,
+                "editing": True,
+                "error": error,
+                "entered": request.POST.get("value", ""),
+            },
+        )
+    edits.order_update_properties(order=order, values={name: value}, by=_user(request))
     field = details.field_for(order, name)
-    response = render(request, "orders/drawer.html#property-row", {"order": order, "field": field, "saved": True})
+    response = render(
+        request, "orders/drawer.html#property-row", {"order": order, "field": field, "saved": True}
+    )
     return trigger_client_event(response, "orderChanged", {"order": order.hubspot_id})
 
 
 @group_required(SUPPORT)
 @require_POST
-def resync(request: HttpRequest, hubspot_id: str) -> HttpResponse:
+def resync(request: HtmxHttpRequest, hubspot_id: str) -> HttpResponse:
     """Read this order from HubSpot again, in the background."""
     from hubspot.tasks import refresh_records_task
 
@@ -320,8 +422,15 @@ BULK_IN_REQUEST = 500
 
 
 def describe_filters(filters: dict[str, Any]) -> str:
-    labels = {"q": "search", "store": "store", "status": "fulfillment", "currency": "currency",
-              "created_from": "created from", "created_to": "created to", "sync": "sync state"}
+    labels = {
+        "q": "search",
+        "store": "store",
+        "status": "fulfillment",
+        "currency": "currency",
+        "created_from": "created from",
+        "created_to": "created to",
+        "sync": "sync state",
+    }
     parts = [f"{labels[k]} “{v}”" for k, v in filters.items() if k in labels]
     if filters.get("stale"):
         parts.append("stale")
@@ -330,8 +439,8 @@ def describe_filters(filters: dict[str, Any]) -> str:
 
 @group_required(SUPPORT)
 @require_POST
-def bulk_move(request: HttpRequest, pipeline_pk: int) -> HttpResponse:
-    """Move the selected cards, or all orders matching the filters, after a confirmation that states the scope."""
+def bulk_move(request: HtmxHttpRequest, pipeline_pk: int) -> HttpResponse:
+    """Move the selected cards, or all orders matching the filters, after a confirmation stating the scope."""
     pipeline = get_object_or_404(Pipeline.objects.for_orders(), pk=pipeline_pk)
     stage = pipeline.stages.filter(pk=request.POST.get("stage") or 0, archived=False).first()
     filters = BoardFilterForm(_board_query(request)).active()
@@ -339,30 +448,42 @@ def bulk_move(request: HttpRequest, pipeline_pk: int) -> HttpResponse:
     if scope == "all":
         orders = boards.filtered(pipeline, filters)
         described = f"all {orders.count():,} orders matching the filters" + (
-            f" ({describe_filters(filters)})" if filters else " (no filters: every order on this board)")
+            f" ({describe_filters(filters)})" if filters else " (no filters: every order on this board)"
+        )
     else:
         ids = request.POST.getlist("selected")
         orders = Order.objects.filter(pipeline=pipeline, archived=False, hubspot_id__in=ids)
         described = f"{orders.count():,} selected order{'s' if orders.count() != 1 else ''}"
-    context: dict[str, Any] = {"pipeline": pipeline, "stage": stage, "scope": scope, "described": described,
-                               "post": request.POST, "count": orders.count()}
+    context: dict[str, Any] = {
+        "pipeline": pipeline,
+        "stage": stage,
+        "scope": scope,
+        "described": described,
+        "post": request.POST,
+        "count": orders.count(),
+    }
     if stage is None:
         context["error"] = "Choose the stage to move them to."
     elif context["count"] == 0:
         context["error"] = "No orders are selected."
-    if "error" in context or request.POST.get("confirm") != "1":
+    if stage is None or "error" in context or request.POST.get("confirm") != "1":
         return render(request, "orders/board.html#bulk-confirm", context)
     ids = list(orders.values_list("hubspot_id", flat=True))
     if len(ids) > BULK_IN_REQUEST:
         from orders.tasks import orders_bulk_move_task
 
-        orders_bulk_move_task.delay(stage.pk, ids, request.user.pk)  # type: ignore[union-attr]
-        messages.success(request, f"Moving {described} to {stage.label} in the background; "  # type: ignore[union-attr]
-                                  "the board updates as they move.")
+        orders_bulk_move_task.delay(stage.pk, ids, _user(request).pk)
+        messages.success(
+            request,
+            f"Moving {described} to {stage.label} in the background; the board updates as they move.",
+        )
     else:
-        result = edits.orders_bulk_move(orders=Order.objects.filter(hubspot_id__in=ids).select_related("stage"),
-                                        stage=stage, by=request.user)  # type: ignore[arg-type]
-        summary = f"Moved {result.moved:,} of {described} to {stage.label}."  # type: ignore[union-attr]
+        result = edits.orders_bulk_move(
+            orders=Order.objects.filter(hubspot_id__in=ids).select_related("stage"),
+            stage=stage,
+            by=_user(request),
+        )
+        summary = f"Moved {result.moved:,} of {described} to {stage.label}."
         if result.unchanged:
             summary += f" {result.unchanged:,} were there already."
         for reason, count in result.refused.items():

@@ -15,7 +15,14 @@ class StageInline(admin.TabularInline[Stage, Pipeline]):
 class PipelineAdmin(admin.ModelAdmin[Pipeline]):
     """Board settings and stage rules; labels and stages themselves come from HubSpot (and the editor)."""
 
-    list_display = ("label", "object_type", "stale_after_days", "allow_skipping", "allow_moving_back", "archived")
+    list_display = (
+        "label",
+        "object_type",
+        "stale_after_days",
+        "allow_skipping",
+        "allow_moving_back",
+        "archived",
+    )
     fields = ("label", "stale_after_days", "card_properties", "allow_skipping", "allow_moving_back")
     readonly_fields = ("label",)
     inlines = [StageInline]

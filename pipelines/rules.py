@@ -27,19 +27,29 @@ def check_move(order: Order, target: Stage, values: Mapping[str, str] | None = N
     current = order.stage
     if current is not None and current.pipeline_id == target.pipeline_id and current.pk != target.pk:
         if not pipeline.allow_moving_back and target.display_order < current.display_order:
-            return MoveCheck(False, f"{pipeline.label} doesn't allow moving orders back, "
-                                    f"from “{current.label}” to “{target.label}”.")
+            return MoveCheck(
+                False,
+                f"{pipeline.label} doesn't allow moving orders back, "
+                f"from “{current.label}” to “{target.label}”.",
+            )
         if not pipeline.allow_skipping and target.state == StageState.OPEN:
             skipped = list(
-                Stage.objects.filter(pipeline=pipeline, archived=False, state=StageState.OPEN,
-                                     display_order__gt=current.display_order,
-                                     display_order__lt=target.display_order).values_list("label", flat=True)
+                Stage.objects.filter(
+                    pipeline=pipeline,
+                    archived=False,
+                    state=StageState.OPEN,
+                    display_order__gt=current.display_order,
+                    display_order__lt=target.display_order,
+                ).values_list("label", flat=True)
             )
             if skipped:
-                return MoveCheck(False, f"{pipeline.label} doesn't allow skipping stages: "
-                                        f"move through “{skipped[0]}” first.")
+                return MoveCheck(
+                    False,
+                    f"{pipeline.label} doesn't allow skipping stages: move through “{skipped[0]}” first.",
+                )
     missing = [
-        name for name in target.required_properties
+        name
+        for name in target.required_properties
         if not str(values.get(name) or order.properties.get(name) or "").strip()
     ]
     if missing:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -113,11 +114,16 @@ class WorkerProcess:
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, 15)
-            try:
+            # A warm shutdown: SIGTERM to the main process, which stops its pool itself (a signal to every
+            # pool process at once can leave the main one waiting on children that are already gone).
+            self.process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
+        if self.process:
+            # Whatever is left of the group goes now.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.process.pid, 9)
+            if self.process.poll() is None:
                 self.process.wait()
         self.log.close()
 

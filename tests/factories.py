@@ -45,7 +45,6 @@ def pipeline_admin(**kwargs: object) -> User:
 # --- the cache ----------------------------------------------------------------------------------------------
 
 
-
 class PipelineFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Pipeline
@@ -66,12 +65,19 @@ class StageFactory(factory.django.DjangoModelFactory):
     state = StageState.OPEN
 
 
-def pipeline_with_stages(labels: tuple[str, ...] = ("Open", "Paid", "Shipped", "Delivered", "Cancelled"),
-                         closed: tuple[str, ...] = ("Delivered", "Cancelled"), **kwargs: object) -> Pipeline:
+def pipeline_with_stages(
+    labels: tuple[str, ...] = ("Open", "Paid", "Shipped", "Delivered", "Cancelled"),
+    closed: tuple[str, ...] = ("Delivered", "Cancelled"),
+    **kwargs: object,
+) -> Pipeline:
     pipeline = PipelineFactory(**kwargs)
     for order, label in enumerate(labels):
-        StageFactory(pipeline=pipeline, label=label, display_order=order,
-                     state=StageState.CLOSED if label in closed else StageState.OPEN)
+        StageFactory(
+            pipeline=pipeline,
+            label=label,
+            display_order=order,
+            state=StageState.CLOSED if label in closed else StageState.OPEN,
+        )
     return pipeline
 
 

@@ -27,7 +27,9 @@ def test_pipelines_list_stages_rules_and_order_counts(client: Any) -> None:
 
 
 def test_abandoned_carts_lists_carts_without_an_order(support_client: Any) -> None:
-    Cart.objects.create(hubspot_id="1", name="<b>Cart A</b>", cart_url="javascript:alert(1)", status="abandoned")
+    Cart.objects.create(
+        hubspot_id="1", name="<b>Cart A</b>", cart_url="javascript:alert(1)", status="abandoned"
+    )
     Cart.objects.create(hubspot_id="2", name="Converted", order_hubspot_id="77")
     html = support_client.get("/carts/").content.decode()
     assert "&lt;b&gt;Cart A&lt;/b&gt;" in html and "Converted" not in html

@@ -6,46 +6,62 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('orders', '0001_initial'),
-        ('pipelines', '0002_pipeline_allow_moving_back_pipeline_allow_skipping_and_more'),
+        ("orders", "0001_initial"),
+        ("pipelines", "0002_pipeline_allow_moving_back_pipeline_allow_skipping_and_more"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='SavedView',
+            name="SavedView",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=80)),
-                ('query', models.CharField(blank=True, max_length=2000)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=80)),
+                ("query", models.CharField(blank=True, max_length=2000)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.AddIndex(
-            model_name='order',
-            index=models.Index(fields=['pipeline', 'archived', 'stage', 'currency', 'total'], name='order_board_sums'),
+            model_name="order",
+            index=models.Index(
+                fields=["pipeline", "archived", "stage", "currency", "total"], name="order_board_sums"
+            ),
         ),
         migrations.AddIndex(
-            model_name='order',
-            index=models.Index(fields=['pipeline', 'updated_at'], name='order_pipeline_updated'),
+            model_name="order",
+            index=models.Index(fields=["pipeline", "updated_at"], name="order_pipeline_updated"),
         ),
         migrations.AddField(
-            model_name='savedview',
-            name='pipeline',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='saved_views', to='pipelines.pipeline'),
+            model_name="savedview",
+            name="pipeline",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="saved_views",
+                to="pipelines.pipeline",
+            ),
         ),
         migrations.AddField(
-            model_name='savedview',
-            name='user',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='saved_views', to=settings.AUTH_USER_MODEL),
+            model_name="savedview",
+            name="user",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="saved_views",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddConstraint(
-            model_name='savedview',
-            constraint=models.UniqueConstraint(fields=('user', 'pipeline', 'name'), name='saved_view_unique_name'),
+            model_name="savedview",
+            constraint=models.UniqueConstraint(
+                fields=("user", "pipeline", "name"), name="saved_view_unique_name"
+            ),
         ),
     ]

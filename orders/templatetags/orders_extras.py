@@ -38,12 +38,43 @@ def prop(obj: Any, name: str) -> str:
 
 @register.simple_tag(takes_context=True)
 def sync_badge(context: Context, obj: Any) -> SafeString | str:
-    """The record's sync state (pending, pushed, failed, conflict), from the outbox."""
+    """The record's sync state (pending, pushed, failed, conflict), from the outbox: the self-updating
+    component (the drawer, the table)."""
     from hubspot.outbox import render_sync_state
 
     return render_sync_state(obj, request=context.get("request"))
 
 
+@register.simple_tag(takes_context=True)
+def sync_state_of(context: Context, obj: Any) -> Any:
+    """The record's sync state, for a card to include the component with (read once per request)."""
+    from hubspot.outbox import sync_state_for
+
+    return sync_state_for(obj, request=context.get("request"))
+
+
 @register.filter
 def getlist(querydict: Any, key: str) -> list[str]:
     return list(querydict.getlist(key)) if hasattr(querydict, "getlist") else []
+
+
+@register.simple_tag(takes_context=True)
+def order_card_head(context: Context, order: Order) -> SafeString:
+    from hubspot.outbox import sync_state_for
+    from orders.cards import card_head
+
+    request = context.get("request")
+    return card_head(
+        order,
+        pipeline=context.get("pipeline"),
+        card_fields=context.get("card_fields") or [],
+        sync=sync_state_for(order, request=request),
+        request=request,
+    )
+
+
+@register.simple_tag(takes_context=True)
+def order_card_menu(context: Context, order: Order) -> SafeString:
+    from orders.cards import card_menu
+
+    return card_menu(order, query=context.get("query") or "")

@@ -287,3 +287,44 @@ def test_a_malformed_record_is_skipped_not_fatal() -> None:
     result = cache.upsert_records(spec, [bad, good])
     assert result.malformed == 1
     assert Order.objects.filter(hubspot_id="902").exists()
+
+
+def test_a_full_runs_whole_table_copies_equal_the_per_record_copies(remote_portal: Sandbox) -> None:
+    """A full run copies contacts and orders onto orders and carts at its end, set-based; the result is what
+    the per-record hooks (incremental runs, refreshes) make of the same edges."""
+    assert sync.run_sync(SyncKind.FULL).status == SyncStatus.SUCCEEDED
+    orders = list(Order.objects.order_by("hubspot_id").values_list("hubspot_id", flat=True))
+    # A second contact with a lower id (the copy takes the first by id), and orders that lost theirs.
+    low = Contact.objects.order_by("hubspot_id").values_list("hubspot_id", flat=True).first()
+    assert low is not None
+    for order_id in orders[:5]:
+        Association.objects.create(
+            from_type="orders", from_id=order_id, to_type="contacts", to_id=low, type_id=507
+        )
+    Association.objects.filter(from_type="orders", from_id__in=orders[5:10], to_type="contacts").delete()
+    cache.run_after_upsert(registry.get("orders"), orders)
+    cache.run_after_upsert(registry.get("carts"), list(Cart.objects.values_list("hubspot_id", flat=True)))
+
+    def copies() -> tuple[list[Any], list[Any]]:
+        return (
+            list(
+                Order.objects.order_by("hubspot_id").values_list(
+                    "hubspot_id", "contact_hubspot_id", "customer_email", "customer_name"
+                )
+            ),
+            list(
+                Cart.objects.order_by("hubspot_id").values_list(
+                    "hubspot_id", "contact_hubspot_id", "customer_email", "customer_name", "order_hubspot_id"
+                )
+            ),
+        )
+
+    expected = copies()
+    assert any(row[1] == low for row in expected[0]) and any(row[1] == "" for row in expected[0])
+    Order.objects.filter(hubspot_id__in=orders[:8]).update(contact_hubspot_id="stale", customer_name="stale")
+    Order.objects.filter(hubspot_id__in=orders[8:12]).update(customer_email="stale@example.com")
+    Cart.objects.update(order_hubspot_id="stale", customer_name="stale")
+
+    cache.run_whole_table_hooks(registry.all_types())
+
+    assert copies() == expected

@@ -17,7 +17,9 @@ def test_worker_runs_a_task_and_writes_to_the_database(celery_worker_process: Wo
     worker_heartbeat_task.delay()
 
     try:
-        heartbeat = wait_until(lambda: WorkerHeartbeat.objects.filter(beat_at__gte=sent).first(), timeout_s=60)
+        heartbeat = wait_until(
+            lambda: WorkerHeartbeat.objects.filter(beat_at__gte=sent).first(), timeout_s=60
+        )
     except AssertionError:
         pytest.fail("the worker did not run the task; its log:\n" + celery_worker_process.output())
     assert heartbeat.hostname.startswith(f"test-{celery_worker_process.queue}@")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import re
-from html import unescape
 from datetime import timedelta
 from decimal import Decimal
+from html import unescape
 from typing import Any
 from urllib.parse import unquote
 
@@ -38,8 +38,9 @@ def order_in(pipeline: Pipeline, label: str, **kwargs: Any) -> Order:
 
 
 class TestBoard:
-    def test_columns_in_display_order_with_exact_counts_and_sums_per_currency(self, support_client: Any,
-                                                                                pipeline: Pipeline) -> None:
+    def test_columns_in_display_order_with_exact_counts_and_sums_per_currency(
+        self, support_client: Any, pipeline: Pipeline
+    ) -> None:
         order_in(pipeline, "Open", total=Decimal("10.00"), currency="EUR")
         order_in(pipeline, "Open", total=Decimal("5.50"), currency="EUR")
         order_in(pipeline, "Open", total=Decimal("7.00"), currency="USD")
@@ -57,8 +58,9 @@ class TestBoard:
         assert "15.50 EUR" in html and "7.00 USD" in html
         assert html.count('class="pill pill-closed"') == 2  # Delivered and Cancelled are told apart
 
-    def test_a_column_pages_beyond_the_first_25_cards_with_an_exact_count(self, support_client: Any,
-                                                                          pipeline: Pipeline) -> None:
+    def test_a_column_pages_beyond_the_first_25_cards_with_an_exact_count(
+        self, support_client: Any, pipeline: Pipeline
+    ) -> None:
         for _ in range(60):
             order_in(pipeline, "Paid")
         board = support_client.get(f"/boards/{pipeline.pk}/").context["board"]
@@ -68,8 +70,9 @@ class TestBoard:
         seen = {o.hubspot_id for o in paid.cards}
         cursor = paid.next_cursor
         while cursor:
-            response = support_client.get(f"/boards/{pipeline.pk}/columns/{paid.stage.pk}/",
-                                          {"after": cursor}, headers=HTMX)
+            response = support_client.get(
+                f"/boards/{pipeline.pk}/columns/{paid.stage.pk}/", {"after": cursor}, headers=HTMX
+            )
             html = response.content.decode()
             assert "<html" not in html
             cards = set(re.findall(r'<li class="card-item[^"]*" id="order-(\d+)"', html))
@@ -79,7 +82,9 @@ class TestBoard:
             cursor = unquote(more.group(1)) if more else None
         assert len(seen) == 60
 
-    def test_filters_narrow_counts_cards_and_sums_alike(self, support_client: Any, pipeline: Pipeline) -> None:
+    def test_filters_narrow_counts_cards_and_sums_alike(
+        self, support_client: Any, pipeline: Pipeline
+    ) -> None:
         order_in(pipeline, "Open", name="Camping supplies", store="Portland", total=Decimal("100"))
         order_in(pipeline, "Open", name="Kayak", store="Seattle", total=Decimal("900"))
         order_in(pipeline, "Paid", customer_email="jo@example.org", store="Portland", total=Decimal("3"))
@@ -101,19 +106,22 @@ class TestBoard:
         assert [o.pk for o in response.context["board"].columns[0].cards] == [old.pk]
         assert "5 days · stale" in response.content.decode()
 
-    def test_an_htmx_filter_request_renders_only_the_board_body(self, support_client: Any,
-                                                                pipeline: Pipeline) -> None:
+    def test_an_htmx_filter_request_renders_only_the_board_body(
+        self, support_client: Any, pipeline: Pipeline
+    ) -> None:
         order_in(pipeline, "Open")
-        response = support_client.get(f"/boards/{pipeline.pk}/", {"q": "Order"},
-                                      headers={**HTMX, "HX-Target": "board-body"})
+        response = support_client.get(
+            f"/boards/{pipeline.pk}/", {"q": "Order"}, headers={**HTMX, "HX-Target": "board-body"}
+        )
         html = response.content.decode()
         assert html.lstrip().startswith('<div id="board-body"')
         assert "<html" not in html
 
     def test_invalid_filters_say_so_and_filter_nothing(self, support_client: Any, pipeline: Pipeline) -> None:
         order_in(pipeline, "Open")
-        response = support_client.get(f"/boards/{pipeline.pk}/",
-                                      {"created_from": "2026-05-01", "created_to": "2026-01-01"})
+        response = support_client.get(
+            f"/boards/{pipeline.pk}/", {"created_from": "2026-05-01", "created_to": "2026-01-01"}
+        )
         assert "is after" in response.content.decode()
         assert response.context["board"].total == 1
 
@@ -132,8 +140,9 @@ class TestBoard:
 
 
 class TestLive:
-    def test_nothing_changed_is_204_and_a_change_triggers_a_refresh(self, support_client: Any,
-                                                                    pipeline: Pipeline) -> None:
+    def test_nothing_changed_is_204_and_a_change_triggers_a_refresh(
+        self, support_client: Any, pipeline: Pipeline
+    ) -> None:
         order = order_in(pipeline, "Open")
         version = support_client.get(f"/boards/{pipeline.pk}/").context["version"]
         url = f"/boards/{pipeline.pk}/version/"
@@ -148,12 +157,17 @@ class TestLive:
 
 class TestMove:
     def post_move(self, client: Any, order: Order, target: Stage | int, **extra: Any) -> Any:
-        data = {"stage": target if isinstance(target, int) else target.pk, "from_stage": order.stage_id,
-                "filters": "", **extra}
+        data = {
+            "stage": target if isinstance(target, int) else target.pk,
+            "from_stage": order.stage_id,
+            "filters": "",
+            **extra,
+        }
         return client.post(f"/boards/orders/{order.hubspot_id}/move/", data, headers=HTMX)
 
-    def test_a_move_shows_at_once_with_new_counts_and_is_recorded_for_hubspot(self, support_client: Any,
-                                                                             pipeline: Pipeline) -> None:
+    def test_a_move_shows_at_once_with_new_counts_and_is_recorded_for_hubspot(
+        self, support_client: Any, pipeline: Pipeline
+    ) -> None:
         order = order_in(pipeline, "Open")
         paid = stage(pipeline, "Paid")
         response = self.post_move(support_client, order, paid)
@@ -171,8 +185,9 @@ class TestMove:
         assert change.new["hs_pipeline_stage"] == paid.hubspot_id
 
     @pytest.mark.parametrize("case", ["unknown-stage", "other-pipeline", "stale-form"])
-    def test_bad_moves_are_refused_with_a_clear_reason_and_nothing_changes(self, support_client: Any,
-                                                                           pipeline: Pipeline, case: str) -> None:
+    def test_bad_moves_are_refused_with_a_clear_reason_and_nothing_changes(
+        self, support_client: Any, pipeline: Pipeline, case: str
+    ) -> None:
         order = order_in(pipeline, "Open")
         if case == "unknown-stage":
             response = self.post_move(support_client, order, 999_999)
@@ -183,8 +198,9 @@ class TestMove:
             reason = "another pipeline"
         else:
             order_in(pipeline, "Paid")
-            response = self.post_move(support_client, order, stage(pipeline, "Shipped"),
-                                      from_stage=stage(pipeline, "Paid").pk)
+            response = self.post_move(
+                support_client, order, stage(pipeline, "Shipped"), from_stage=stage(pipeline, "Paid").pk
+            )
             reason = "moved this order"
         assert reason in unescape(response.content.decode())
         assert "moveRefused" in response["HX-Trigger-After-Swap"]
@@ -194,13 +210,19 @@ class TestMove:
 
         assert not Change.objects.exists()
 
-    def test_a_required_value_opens_a_prompt_and_the_move_happens_only_with_it(self, support_client: Any,
-                                                                               pipeline: Pipeline) -> None:
+    def test_a_required_value_opens_a_prompt_and_the_move_happens_only_with_it(
+        self, support_client: Any, pipeline: Pipeline
+    ) -> None:
         shipped = stage(pipeline, "Shipped")
         shipped.required_properties = ["hs_shipping_tracking_number"]
         shipped.save()
-        PropertyDefinition.objects.create(object_type="orders", name="hs_shipping_tracking_number",
-                                          label="Tracking number", type="string", field_type="text")
+        PropertyDefinition.objects.create(
+            object_type="orders",
+            name="hs_shipping_tracking_number",
+            label="Tracking number",
+            type="string",
+            field_type="text",
+        )
         order = order_in(pipeline, "Open")
 
         prompt = self.post_move(support_client, order, shipped)
@@ -214,17 +236,24 @@ class TestMove:
         order.refresh_from_db()
         assert order.stage == shipped and order.properties["hs_shipping_tracking_number"] == "1Z999"
 
-    def test_pipeline_rules_no_skipping_and_no_moving_back(self, support_client: Any, pipeline: Pipeline) -> None:
+    def test_pipeline_rules_no_skipping_and_no_moving_back(
+        self, support_client: Any, pipeline: Pipeline
+    ) -> None:
         pipeline.allow_skipping = False
         pipeline.allow_moving_back = False
         pipeline.save()
         order = order_in(pipeline, "Open")
         skipped = self.post_move(support_client, order, stage(pipeline, "Shipped"))
-        assert "doesn't allow skipping stages: move through “Paid” first" in unescape(skipped.content.decode())
+        assert "doesn't allow skipping stages: move through “Paid” first" in unescape(
+            skipped.content.decode()
+        )
         order.refresh_from_db()
         assert order.stage == stage(pipeline, "Open")
         # The next open stage is fine.
-        assert "orderMoved" in self.post_move(support_client, order, stage(pipeline, "Paid"))["HX-Trigger-After-Swap"]
+        assert (
+            "orderMoved"
+            in self.post_move(support_client, order, stage(pipeline, "Paid"))["HX-Trigger-After-Swap"]
+        )
         order.refresh_from_db()
         back = self.post_move(support_client, order, stage(pipeline, "Open"))
         assert "doesn't allow moving orders back" in unescape(back.content.decode())
@@ -232,11 +261,18 @@ class TestMove:
         moved = self.post_move(support_client, order, stage(pipeline, "Cancelled"))
         assert "orderMoved" in moved["HX-Trigger-After-Swap"]
 
-    def test_a_plain_form_post_redirects_back_to_the_board(self, support_client: Any, pipeline: Pipeline) -> None:
+    def test_a_plain_form_post_redirects_back_to_the_board(
+        self, support_client: Any, pipeline: Pipeline
+    ) -> None:
         order = order_in(pipeline, "Open")
-        response = support_client.post(f"/boards/orders/{order.hubspot_id}/move/",
-                                        {"stage": stage(pipeline, "Paid").pk, "from_stage": order.stage_id,
-                                         "filters": "store=Main+store"})
+        response = support_client.post(
+            f"/boards/orders/{order.hubspot_id}/move/",
+            {
+                "stage": stage(pipeline, "Paid").pk,
+                "from_stage": order.stage_id,
+                "filters": "store=Main+store",
+            },
+        )
         assert response.status_code == 302
         assert response["Location"] == f"/boards/{pipeline.pk}/?store=Main+store"
 
@@ -264,19 +300,24 @@ class TestTableExportAndViews:
         second = support_client.get(f"/boards/{pipeline.pk}/table/", {"store": "Portland", "page": "2"})
         assert len(second.context["rows"]) == 5 and not second.context["has_next"]
 
-    def test_csv_export_has_every_filtered_order_and_no_formulas(self, support_client: Any,
-                                                                 pipeline: Pipeline) -> None:
+    def test_csv_export_has_every_filtered_order_and_no_formulas(
+        self, support_client: Any, pipeline: Pipeline
+    ) -> None:
         for _ in range(30):
             order_in(pipeline, "Open", store="Portland")
-        order_in(pipeline, "Paid", store="Portland", name="=HYPERLINK(\"http://evil\")")
+        order_in(pipeline, "Paid", store="Portland", name='=HYPERLINK("http://evil")')
         order_in(pipeline, "Open", store="Seattle")
         response = support_client.get(f"/boards/{pipeline.pk}/export.csv", {"store": "Portland"})
         rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
         assert rows[0][0] == "HubSpot ID" and len(rows) == 1 + 31
         assert any(r[1].startswith("'=HYPERLINK") for r in rows[1:])
 
-    def test_saved_views_are_per_user(self, support_client: Any, support_user: Any, pipeline: Pipeline) -> None:
-        response = support_client.post(f"/boards/{pipeline.pk}/views/", {"name": "Portland", "query": "store=Portland"})
+    def test_saved_views_are_per_user(
+        self, support_client: Any, support_user: Any, pipeline: Pipeline
+    ) -> None:
+        response = support_client.post(
+            f"/boards/{pipeline.pk}/views/", {"name": "Portland", "query": "store=Portland"}
+        )
         assert response["Location"] == f"/boards/{pipeline.pk}/?store=Portland"
         view = SavedView.objects.get()
         assert view.user == support_user
