@@ -297,10 +297,13 @@ def test_a_full_runs_whole_table_copies_equal_the_per_record_copies(remote_porta
     # A second contact with a lower id (the copy takes the first by id), and orders that lost theirs.
     low = Contact.objects.order_by("hubspot_id").values_list("hubspot_id", flat=True).first()
     assert low is not None
-    for order_id in orders[:5]:
-        Association.objects.create(
-            from_type="orders", from_id=order_id, to_type="contacts", to_id=low, type_id=507
-        )
+    Association.objects.bulk_create(
+        [
+            Association(from_type="orders", from_id=order_id, to_type="contacts", to_id=low, type_id=507)
+            for order_id in orders[:5]
+        ],
+        ignore_conflicts=True,
+    )
     Association.objects.filter(from_type="orders", from_id__in=orders[5:10], to_type="contacts").delete()
     cache.run_after_upsert(registry.get("orders"), orders)
     cache.run_after_upsert(registry.get("carts"), list(Cart.objects.values_list("hubspot_id", flat=True)))
