@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import functools
 from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import models
-from django.db.models import Count, Q, Sum
+from django.db import connection, models
+from django.db.models import Count, F, Func, Q, Sum, TextField
+from django.db.models.expressions import RawSQL
 from django.urls import reverse
 from django.utils import timezone
 
@@ -24,6 +26,42 @@ def _orders_url_prefix() -> str:
     return reverse("orders:drawer", args=["0"]).removesuffix("0/")
 
 
+# Filters the maintained board totals answer (BoardTotal keeps a row per value of each); any other filter is
+# counted from the orders themselves.
+TOTALS_FILTERS = {"store": "store", "status": "fulfillment_status", "currency": "currency"}
+
+# Text search looks at these columns; each database keeps a trigram index over them (migration 0004), so a
+# search reads only the orders that can match, then checks each column exactly.
+SEARCH_COLUMNS = ("name", "external_id", "customer_name", "customer_email", "tracking_number", "hubspot_id")
+
+
+class _SearchText(Func):
+    """The searched columns joined (PostgreSQL indexes exactly this expression, upper-cased, with pg_trgm)."""
+
+    arg_joiner = " || ' ' || "
+    template = "(%(expressions)s)"
+    output_field = TextField()
+
+
+def _search_candidates(text: str) -> Q | None:
+    """The orders the trigram index says may contain ``text`` (a superset of the exact matches), or None
+    when the index can't narrow the search (a trigram index needs three characters)."""
+    if len(text) < 3:
+        return None
+    if connection.vendor == "sqlite":
+        phrase = '"' + text.replace('"', '""') + '"'
+        matches = "SELECT rowid FROM orders_order_search WHERE orders_order_search MATCH %s"
+        return Q(pk__in=RawSQL(matches, [phrase]))  # noqa: S611 - the text is a parameter
+    if connection.vendor == "postgresql":
+        return Q(search_text__icontains=text)
+    return None
+
+
+def _money(units: int) -> Decimal:
+    """Ten-thousandths (how BoardTotal keeps sums exactly) as an amount."""
+    return Decimal(units).scaleb(-4)
+
+
 class OrderQuerySet(models.QuerySet["Order"]):
     def live(self) -> OrderQuerySet:
         return self.filter(archived=False)
@@ -32,9 +70,11 @@ class OrderQuerySet(models.QuerySet["Order"]):
         """The pipeline's live orders under the board's filters (see orders.forms.BoardFilterForm)."""
         qs = self.filter(pipeline=pipeline, archived=False)
         if text := filters.get("q"):
+            if (candidates := _search_candidates(text)) is not None:
+                qs = qs.alias(search_text=_SearchText(*(F(c) for c in SEARCH_COLUMNS))).filter(candidates)
             qs = qs.filter(
                 Q(name__icontains=text)
-                | Q(external_id__iexact=text)
+                | Q(external_id__icontains=text)
                 | Q(customer_name__icontains=text)
                 | Q(customer_email__icontains=text)
                 | Q(tracking_number__icontains=text)
@@ -108,14 +148,14 @@ class Order(MirroredObject):
     class Meta:
         indexes = [
             # A column page: newest first, the id breaking ties, read straight off the index.
-            models.Index(fields=["stage", "archived", "-remote_created_at", "-id"], name="order_column"),
+            models.Index(
+                fields=["stage", "-remote_created_at", "-id"],
+                condition=Q(archived=False),
+                name="order_column",
+            ),
             models.Index(fields=["pipeline", "archived"], name="order_pipeline"),
             models.Index(fields=["customer_email"], name="order_customer_email"),
             models.Index(fields=["external_id"], name="order_external_id"),
-            # Per-stage counts and sums per currency read only this index.
-            models.Index(
-                fields=["pipeline", "archived", "stage", "currency", "total"], name="order_board_sums"
-            ),
             # The board's "anything new?" poll: the latest change in a pipeline is one index seek.
             models.Index(fields=["pipeline", "updated_at"], name="order_pipeline_updated"),
         ]
@@ -147,6 +187,66 @@ class Order(MirroredObject):
         """This card's place in its column, for the next page."""
         created = self.remote_created_at.isoformat() if self.remote_created_at else ""
         return f"{created}|{self.pk}"
+
+
+class BoardTotalQuerySet(models.QuerySet["BoardTotal"]):
+    def answers(self, filters: dict[str, Any]) -> bool:
+        """Whether the maintained totals can answer a board under these filters."""
+        return set(filters) <= set(TOTALS_FILTERS)
+
+    def stage_totals(
+        self, pipeline_id: int, filters: dict[str, Any], stage_ids: list[int] | None = None
+    ) -> dict[int | None, dict[str, Any]]:
+        """What OrderQuerySet.stage_totals gives for the board's orders, read from the maintained totals."""
+        qs = self.filter(pipeline_id=pipeline_id)
+        for key, column in TOTALS_FILTERS.items():
+            if value := filters.get(key):
+                qs = qs.filter(**{column: value})
+        if stage_ids is not None:
+            qs = qs.filter(stage_id__in=stage_ids)
+        rows = (
+            qs.order_by()
+            .values_list("stage_id", "currency")
+            .annotate(n=Sum("count"), p=Sum("priced"), units=Sum("amount"))
+        )
+        totals: dict[int | None, dict[str, Any]] = {}
+        for stage_id, currency, count, priced, units in rows:
+            if not count:
+                continue
+            entry = totals.setdefault(stage_id or None, {"count": 0, "sums": {}})
+            entry["count"] += count
+            if priced:
+                entry["sums"][currency or "—"] = _money(units)
+        for entry in totals.values():
+            entry["sums"] = dict(sorted(entry["sums"].items()))
+        return totals
+
+
+class BoardTotal(models.Model):
+    """Live orders and their sum per pipeline, stage, currency, store and fulfillment status.
+
+    Kept exact by the database itself (triggers on orders_order, migration 0004), so every write counts:
+    the sync's bulk upserts, moves, archiving, deletes. Its table is created by that migration and left
+    alone by Django (unmanaged), so emptying orders in a test flush empties it too.
+    """
+
+    pipeline_id = models.BigIntegerField()
+    stage_id = models.BigIntegerField()  # 0: no stage
+    currency = models.CharField(max_length=8)
+    store = models.CharField(max_length=255)
+    fulfillment_status = models.CharField(max_length=100)
+    count = models.BigIntegerField()
+    priced = models.BigIntegerField()  # how many have a total
+    amount = models.BigIntegerField()  # the sum of totals in ten-thousandths, so it stays exact
+
+    objects = BoardTotalQuerySet.as_manager()
+
+    class Meta:
+        managed = False
+        db_table = "orders_boardtotal"
+
+    def __str__(self) -> str:
+        return f"{self.pipeline_id}/{self.stage_id}/{self.currency}: {self.count}"
 
 
 class SavedView(models.Model):
