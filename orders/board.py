@@ -16,7 +16,7 @@ from django.db.models.functions import RowNumber
 from django.http import QueryDict
 
 from hubspot.models import PropertyDefinition
-from orders.models import BoardTotal, Order, OrderQuerySet
+from orders.models import CARD_COLUMNS, BoardTotal, Order, OrderQuerySet
 from pipelines.models import Pipeline, Stage, StageState
 
 PAGE_SIZE = 25
@@ -66,14 +66,22 @@ def parse_cursor(raw: str | None) -> tuple[datetime, int] | None:
         return None
 
 
-def column_page(orders: OrderQuerySet, stage_id: int, cursor: str | None) -> tuple[list[Order], str | None]:
-    cards = list(orders.column(stage_id, after=parse_cursor(cursor))[: PAGE_SIZE + 1])
+def _page(cards: list[Order], stage: Stage) -> tuple[list[Order], str | None]:
+    """Up to a page of a column's cards (each given the column's stage, so none joins it), and the cursor
+    of the next page if there is one."""
     more = len(cards) > PAGE_SIZE
     cards = cards[:PAGE_SIZE]
+    cache = Order._meta.get_field("stage")
+    for order in cards:
+        cache.set_cached_value(order, stage)  # type: ignore[union-attr]
     return cards, (cards[-1].cursor() if more and cards else None)
 
 
-def first_pages(orders: OrderQuerySet, stage_ids: list[int]) -> dict[int, tuple[list[Order], str | None]]:
+def column_page(orders: OrderQuerySet, stage: Stage, cursor: str | None) -> tuple[list[Order], str | None]:
+    return _page(list(orders.column(stage.pk, after=parse_cursor(cursor))[: PAGE_SIZE + 1]), stage)
+
+
+def first_pages(orders: OrderQuerySet, stages: list[Stage]) -> dict[int, tuple[list[Order], str | None]]:
     """Every column's first page in one query over the filtered orders, each numbered within its stage.
 
     For a text search: the trigram index finds the matching orders once, where a query per column would
@@ -81,7 +89,7 @@ def first_pages(orders: OrderQuerySet, stage_ids: list[int]) -> dict[int, tuple[
     column index instead, however many orders the board has.)
     """
     ranked = (
-        orders.filter(stage_id__in=stage_ids)
+        orders.filter(stage_id__in=[stage.pk for stage in stages])
         .alias(
             place=Window(
                 RowNumber(),
@@ -90,18 +98,13 @@ def first_pages(orders: OrderQuerySet, stage_ids: list[int]) -> dict[int, tuple[
             )
         )
         .filter(place__lte=PAGE_SIZE + 1)
-        .select_related("stage")
+        .only(*CARD_COLUMNS)
         .order_by("stage_id", "-remote_created_at", "-pk")
     )
-    found: dict[int, list[Order]] = {sid: [] for sid in stage_ids}
+    found: dict[int, list[Order]] = {stage.pk: [] for stage in stages}
     for order in ranked:
         found[order.stage_id].append(order)  # type: ignore[index]
-    pages = {}
-    for sid, cards in found.items():
-        more = len(cards) > PAGE_SIZE
-        cards = cards[:PAGE_SIZE]
-        pages[sid] = (cards, cards[-1].cursor() if more and cards else None)
-    return pages
+    return {stage.pk: _page(found[stage.pk], stage) for stage in stages}
 
 
 def card_fields(pipeline: Pipeline) -> list[tuple[str, str]]:
@@ -130,10 +133,10 @@ def build_board(pipeline: Pipeline, filters: dict[str, Any], query: QueryDict) -
     stages = stages_of(pipeline)
     orders = filtered(pipeline, filters)
     totals = stage_totals(pipeline, filters)
-    searched = first_pages(orders, [s.pk for s in stages]) if filters.get("q") else {}
+    searched = first_pages(orders, stages) if filters.get("q") else {}
     columns = []
     for stage in stages:
-        cards, next_cursor = searched.get(stage.pk) or column_page(orders, stage.pk, None)
+        cards, next_cursor = searched.get(stage.pk) or column_page(orders, stage, None)
         entry = totals.get(stage.pk, {"count": 0, "sums": {}})
         columns.append(Column(stage, entry["count"], entry["sums"], cards, next_cursor))
     sums: dict[str, Decimal] = {}

@@ -65,6 +65,31 @@ def card_head(
     )
 
 
+def card_item(
+    order: Order,
+    *,
+    pipeline: Pipeline | None,
+    card_fields: list[tuple[str, str]],
+    sync: Any,
+    query: str,
+    request: Any = None,
+    refused: bool = False,
+    extra: str = "",
+) -> SafeString:
+    """The whole card: head, then ``extra`` (a refusal's reason or the required-values prompt, already
+    rendered), then the "Move to…" menu."""
+    hubspot_id = escape(order.hubspot_id)
+    stale = pipeline is not None and order.is_stale(pipeline)
+    head = card_head(order, pipeline=pipeline, card_fields=card_fields, sync=sync, request=request)
+    return mark_safe(  # noqa: S308 - every value is escaped; head, menu and extra are safe strings
+        f'<li class="card-item{" card-refused" if refused else ""}" id="order-{hubspot_id}" '
+        f'data-order="{hubspot_id}" data-stage="{escape(str(order.stage_id))}" '
+        f'data-move-url="{escape(order.move_url)}" tabindex="-1">'
+        f'<article class="order-card{" order-stale" if stale else ""}">'
+        f"{head}{extra}{card_menu(order, query=query)}</article></li>"
+    )
+
+
 def card_menu(order: Order, *, query: str) -> SafeString:
     """The keyboard path: "Move to…", whose form loads when it opens (few of a board's menus ever are)."""
     url = escape(f"{order.move_url}?filters={quote(query)}")

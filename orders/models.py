@@ -57,6 +57,22 @@ def _search_candidates(text: str) -> Q | None:
     return None
 
 
+# What a card shows and where it sits (orders.cards): a column page reads only these.
+CARD_COLUMNS = (
+    "hubspot_id",
+    "properties",
+    "name",
+    "pipeline_id",
+    "stage_id",
+    "total",
+    "currency",
+    "customer_name",
+    "customer_email",
+    "stage_entered_at",
+    "remote_created_at",
+)
+
+
 def _money(units: int) -> Decimal:
     """Ten-thousandths (how BoardTotal keeps sums exactly) as an amount."""
     return Decimal(units).scaleb(-4)
@@ -106,7 +122,7 @@ class OrderQuerySet(models.QuerySet["Order"]):
         if after is not None:
             created, pk = after
             qs = qs.filter(Q(remote_created_at__lt=created) | Q(remote_created_at=created, pk__lt=pk))
-        return qs.select_related("stage").order_by("-remote_created_at", "-pk")
+        return qs.only(*CARD_COLUMNS).order_by("-remote_created_at", "-pk")
 
     def stage_totals(self) -> dict[int | None, dict[str, Any]]:
         """Exact count and sums per currency for each stage, in one grouped query."""

@@ -78,7 +78,7 @@ def column(request: HtmxHttpRequest, pipeline_pk: int, stage_pk: int) -> HttpRes
     stage = get_object_or_404(pipeline.stages.filter(archived=False), pk=stage_pk)
     _, filters = _filters(request)
     orders = boards.filtered(pipeline, filters)
-    cards, next_cursor = boards.column_page(orders, stage.pk, request.GET.get("after"))
+    cards, next_cursor = boards.column_page(orders, stage, request.GET.get("after"))
     context = {
         "cards": cards,
         "next_cursor": next_cursor,

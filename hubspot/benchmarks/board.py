@@ -128,7 +128,7 @@ def run_size(n: int) -> dict[str, Any]:
     paid = stages[1]
     from orders import board as boards
 
-    second_page = boards.column_page(boards.filtered(pipeline, {}), paid.pk, None)[1] or ""
+    second_page = boards.column_page(boards.filtered(pipeline, {}), paid, None)[1] or ""
     some = Order.objects.filter(stage=stages[0]).order_by("-remote_created_at").first()
     assert some is not None
     targets = [stages[0], stages[1]]

@@ -7,10 +7,10 @@ from typing import Any
 
 from django import template
 from django.template.context import Context
-from django.utils.safestring import SafeString
+from django.template.loader import render_to_string
+from django.utils.safestring import SafeString, mark_safe
 
 from orders.models import Order
-from pipelines.models import Pipeline
 
 register = template.Library()
 
@@ -23,11 +23,6 @@ def money(value: Any) -> str:
     except (InvalidOperation, ValueError):
         return ""
     return f"{amount:,.2f}"
-
-
-@register.filter
-def stale_on(order: Order, pipeline: Pipeline | None) -> bool:
-    return bool(pipeline) and order.is_stale(pipeline)  # type: ignore[arg-type]
 
 
 @register.filter
@@ -58,23 +53,34 @@ def getlist(querydict: Any, key: str) -> list[str]:
     return list(querydict.getlist(key)) if hasattr(querydict, "getlist") else []
 
 
-@register.simple_tag(takes_context=True)
-def order_card_head(context: Context, order: Order) -> SafeString:
+def _card(context: Context, order: Order, extra: str = "") -> SafeString:
     from hubspot.outbox import sync_state_for
-    from orders.cards import card_head
+    from orders.cards import card_item
 
     request = context.get("request")
-    return card_head(
+    return card_item(
         order,
         pipeline=context.get("pipeline"),
         card_fields=context.get("card_fields") or [],
         sync=sync_state_for(order, request=request),
+        query=context.get("query") or "",
         request=request,
+        refused=bool(context.get("refusal")),
+        extra=extra,
     )
 
 
 @register.simple_tag(takes_context=True)
-def order_card_menu(context: Context, order: Order) -> SafeString:
-    from orders.cards import card_menu
+def order_cards(context: Context, cards: list[Order]) -> SafeString:
+    """A column's cards, drawn in Python (a board draws hundreds; see orders.cards)."""
+    return mark_safe("".join(_card(context, order) for order in cards))  # noqa: S308 - each card is safe
 
-    return card_menu(order, query=context.get("query") or "")
+
+@register.simple_tag(takes_context=True)
+def order_card(context: Context, order: Order) -> SafeString:
+    """One card, with the refusal's reason or the required-values prompt when the context has one."""
+    extra = ""
+    if context.get("refusal") or context.get("prompt_stage"):
+        values: dict[str, Any] = context.flatten()  # type: ignore[assignment]
+        extra = render_to_string("orders/board.html#card-extra", values, request=context.get("request"))
+    return _card(context, order, extra)
