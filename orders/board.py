@@ -11,8 +11,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from django.db import connection
 from django.db.models import F, OuterRef, Subquery, Window
 from django.db.models.functions import RowNumber
+from django.db.models.query import RawQuerySet
 from django.http import QueryDict
 
 from hubspot.models import PropertyDefinition
@@ -81,30 +83,54 @@ def column_page(orders: OrderQuerySet, stage: Stage, cursor: str | None) -> tupl
     return _page(list(orders.column(stage.pk, after=parse_cursor(cursor))[: PAGE_SIZE + 1]), stage)
 
 
-def first_pages(orders: OrderQuerySet, stages: list[Stage]) -> dict[int, tuple[list[Order], str | None]]:
-    """Every column's first page in one query over the filtered orders, each numbered within its stage.
+def first_pages(
+    orders: OrderQuerySet, stages: list[Stage], *, searched: bool
+) -> dict[int, tuple[list[Order], str | None]]:
+    """Every column's first page, in one query.
 
-    For a text search: the trigram index finds the matching orders once, where a query per column would
-    look them up again for each. (Without a search, a query per column reads its page straight off the
-    column index instead, however many orders the board has.)
+    Without a text search, each column's page reads straight off the column index (so its cost doesn't
+    grow with the board), and the pages come back together as one UNION ALL. With one, the trigram index
+    finds the matching orders once and each is numbered within its stage, where a query per column would
+    look them up again for each.
     """
-    ranked = (
-        orders.filter(stage_id__in=[stage.pk for stage in stages])
-        .alias(
-            place=Window(
-                RowNumber(),
-                partition_by=[F("stage_id")],
-                order_by=[F("remote_created_at").desc(), F("pk").desc()],
+    if not stages:
+        return {}
+    if searched:
+        pages: Any = (
+            orders.filter(stage_id__in=[stage.pk for stage in stages])
+            .alias(
+                place=Window(
+                    RowNumber(),
+                    partition_by=[F("stage_id")],
+                    order_by=[F("remote_created_at").desc(), F("pk").desc()],
+                )
             )
+            .filter(place__lte=PAGE_SIZE + 1)
+            .only(*CARD_COLUMNS)
+            .order_by("stage_id", "-remote_created_at", "-pk")
         )
-        .filter(place__lte=PAGE_SIZE + 1)
-        .only(*CARD_COLUMNS)
-        .order_by("stage_id", "-remote_created_at", "-pk")
-    )
+    else:
+        pages = _column_pages(orders, stages)
     found: dict[int, list[Order]] = {stage.pk: [] for stage in stages}
-    for order in ranked:
-        found[order.stage_id].append(order)  # type: ignore[index]
+    for order in pages:
+        found[order.stage_id].append(order)
     return {stage.pk: _page(found[stage.pk], stage) for stage in stages}
+
+
+def _column_pages(orders: OrderQuerySet, stages: list[Stage]) -> RawQuerySet[Order]:
+    """Each column's query (as ``column_page`` runs it) as a part of one UNION ALL, in column order."""
+    quote = connection.ops.quote_name
+    parts, params = [], []
+    for n, stage in enumerate(stages):
+        query = orders.column(stage.pk)[: PAGE_SIZE + 1].query
+        sql, part_params = query.get_compiler(using=orders.db).as_sql()
+        # Django compiled the part; its values stay parameters.
+        parts.append(f"SELECT * FROM ({sql}) AS {quote(f'column_{n}')}")  # noqa: S608
+        params.extend(part_params)
+    order_by = f"{quote('stage_id')}, {quote('remote_created_at')} DESC, {quote('id')} DESC"
+    union = " UNION ALL ".join(parts)
+    sql = f"SELECT * FROM ({union}) AS {quote('pages')} ORDER BY {order_by}"  # noqa: S608
+    return Order.objects.raw(sql, params)
 
 
 def card_fields(pipeline: Pipeline) -> list[tuple[str, str]]:
@@ -133,10 +159,10 @@ def build_board(pipeline: Pipeline, filters: dict[str, Any], query: QueryDict) -
     stages = stages_of(pipeline)
     orders = filtered(pipeline, filters)
     totals = stage_totals(pipeline, filters)
-    searched = first_pages(orders, stages) if filters.get("q") else {}
+    pages = first_pages(orders, stages, searched=bool(filters.get("q")))
     columns = []
     for stage in stages:
-        cards, next_cursor = searched.get(stage.pk) or column_page(orders, stage, None)
+        cards, next_cursor = pages[stage.pk]
         entry = totals.get(stage.pk, {"count": 0, "sums": {}})
         columns.append(Column(stage, entry["count"], entry["sums"], cards, next_cursor))
     sums: dict[str, Decimal] = {}

@@ -8,7 +8,7 @@ from typing import Any, cast
 
 from django.contrib import messages
 from django.contrib.auth.models import User
-from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -54,12 +54,15 @@ def boards_home(request: HtmxHttpRequest) -> HttpResponse:
 @group_required(SUPPORT)
 @require_GET
 def board(request: HtmxHttpRequest, pipeline_pk: int) -> HttpResponse:
-    pipeline = get_object_or_404(Pipeline.objects.for_orders(), pk=pipeline_pk)
+    pipelines = list(Pipeline.objects.for_orders())  # the switcher's, and this board's among them
+    pipeline = next((p for p in pipelines if p.pk == pipeline_pk), None)
+    if pipeline is None:
+        raise Http404("No such order pipeline.")
     form, filters = _filters(request)
     context = {
         "board": boards.build_board(pipeline, filters, request.GET),
         "form": form,
-        "pipelines": Pipeline.objects.for_orders(),
+        "pipelines": pipelines,
         "saved_views": SavedView.objects.filter(user=_user(request), pipeline=pipeline),
         "version": boards.version(pipeline),
         "pipeline_pk": pipeline.pk,
@@ -84,7 +87,6 @@ def column(request: HtmxHttpRequest, pipeline_pk: int, stage_pk: int) -> HttpRes
         "next_cursor": next_cursor,
         "column_stage": stage,
         "pipeline": pipeline,
-        "stages": boards.stages_of(pipeline),
         "query": _without(request.GET, "after"),
         "card_fields": boards.card_fields(pipeline),
     }
@@ -162,7 +164,6 @@ def _card_context(request: HtmxHttpRequest, order: Order, **extra: Any) -> dict[
     return {
         "order": order,
         "pipeline": pipeline,
-        "stages": boards.stages_of(pipeline) if pipeline else [],
         "query": _board_query(request).urlencode(),
         "card_fields": boards.card_fields(pipeline) if pipeline else [],
         **extra,
