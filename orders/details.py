@@ -144,33 +144,34 @@ def clean_value(f: Field, raw: str) -> tuple[str, str]:
     return raw, ""
 
 
-def _associated(order: Order, to_type: str) -> list[str]:
-    return list(
-        Association.objects.filter(from_type="orders", from_id=order.hubspot_id, to_type=to_type)
-        .values_list("to_id", flat=True)
+def associated(order: Order) -> dict[str, list[str]]:
+    """The ids of the order's line items, contacts and carts, by type, in one query."""
+    found: dict[str, list[str]] = {"line_items": [], "contacts": [], "carts": []}
+    edges = (
+        Association.objects.filter(from_type="orders", from_id=order.hubspot_id, to_type__in=list(found))
+        .values_list("to_type", "to_id")
         .distinct()
+        .order_by("to_type", "to_id")
     )
+    for to_type, to_id in edges:
+        found[to_type].append(to_id)
+    return found
 
 
-def line_items(order: Order) -> dict[str, Any]:
-    items = list(
-        LineItem.objects.filter(hubspot_id__in=_associated(order, "line_items"), archived=False).order_by(
-            "name"
-        )
-    )
+def line_items(ids: list[str]) -> dict[str, Any]:
+    items = list(LineItem.objects.filter(hubspot_id__in=ids, archived=False).order_by("name")) if ids else []
     total = sum((item.amount or (item.quantity or 0) * (item.price or 0) for item in items), Decimal(0))
     return {"items": items, "total": total}
 
 
-def customer(order: Order) -> Contact | None:
-    ids = _associated(order, "contacts")
+def customer(order: Order, ids: list[str]) -> Contact | None:
     if order.contact_hubspot_id:
         ids = [order.contact_hubspot_id, *ids]
     return Contact.objects.filter(hubspot_id__in=ids, archived=False).first() if ids else None
 
 
-def carts(order: Order) -> list[Cart]:
-    return list(Cart.objects.filter(hubspot_id__in=_associated(order, "carts")))
+def carts(ids: list[str]) -> list[Cart]:
+    return list(Cart.objects.filter(hubspot_id__in=ids)) if ids else []
 
 
 def timeline(order: Order, changes: Iterable[Any], limit: int = 50) -> list[dict[str, Any]]:

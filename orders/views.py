@@ -346,12 +346,13 @@ def drawer(request: HtmxHttpRequest, hubspot_id: str) -> HttpResponse:
 def drawer_context(order: Order) -> dict[str, Any]:
     from hubspot.models import Change
 
+    associated = details.associated(order)
     return {
         "order": order,
         "groups": details.property_groups(order),
-        "line_items": details.line_items(order),
-        "customer": details.customer(order),
-        "carts": details.carts(order),
+        "line_items": details.line_items(associated["line_items"]),
+        "customer": details.customer(order, associated["contacts"]),
+        "carts": details.carts(associated["carts"]),
         "timeline": details.timeline(order, Change.objects.timeline("orders", order.hubspot_id)[:50]),
     }
 
