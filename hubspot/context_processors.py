@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
 
 from hubspot.models import ConnectionProblem, WorkerHeartbeat
 
@@ -12,11 +13,16 @@ from hubspot.models import ConnectionProblem, WorkerHeartbeat
 def banners(request: HttpRequest) -> dict[str, Any]:
     if not getattr(request, "user", None) or not request.user.is_authenticated:
         return {"banners": []}
+    # Read only when a page shows them: partials (a card, a column page) have no banners.
+    return {"banners": SimpleLazyObject(lambda: _banners(request))}
+
+
+def _banners(request: HttpRequest) -> list[dict[str, str]]:
     # Components rendered with the request (a board has a sync state per card) run context processors
     # again: read the conditions once per request.
     cached: list[dict[str, str]] | None = getattr(request, "_orderdeck_banners", None)
     if cached is not None:
-        return {"banners": cached}
+        return cached
     found: list[dict[str, str]] = []
     if not WorkerHeartbeat.objects.is_alive():
         found.append(
@@ -29,4 +35,4 @@ def banners(request: HttpRequest) -> dict[str, Any]:
     for problem in ConnectionProblem.objects.all():
         found.append({"level": "error", "text": problem.message})
     request._orderdeck_banners = found  # type: ignore[attr-defined]
-    return {"banners": found}
+    return found

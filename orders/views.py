@@ -21,7 +21,7 @@ from orders import board as boards
 from orders import details, edits
 from orders.forms import BoardFilterForm, MoveForm, SavedViewForm
 from orders.models import Order, SavedView
-from pipelines.models import Pipeline
+from pipelines.models import Pipeline, Stage
 from pipelines.rules import check_move
 
 TABLE_PAGE = 50
@@ -137,12 +137,12 @@ def move(request: HtmxHttpRequest, hubspot_id: str) -> HttpResponse:
         return _card_refused(
             request, order, check.reason, prompt_stage=stage if check.missing else None, missing=check.missing
         )
-    old_stage_id = order.stage_id
+    old_stage = order.stage
     edits.order_move_to_stage(order=order, stage=stage, by=_user(request), values=values)
     if not request.htmx:
         messages.success(request, f"Moved “{order}” to {stage.label}.")
         return redirect(reverse("orders:board", args=[pipeline.pk]) + "?" + request.POST.get("filters", ""))
-    return _card_moved(request, order, pipeline, old_stage_id)
+    return _card_moved(request, order, pipeline, old_stage)
 
 
 def _move_form(request: HtmxHttpRequest, hubspot_id: str) -> HttpResponse:
@@ -171,14 +171,20 @@ def _card_context(request: HtmxHttpRequest, order: Order, **extra: Any) -> dict[
 
 
 def _card_moved(
-    request: HtmxHttpRequest, order: Order, pipeline: Pipeline, old_stage_id: int | None
+    request: HtmxHttpRequest, order: Order, pipeline: Pipeline, old_stage: Stage | None
 ) -> HttpResponse:
     filters = BoardFilterForm(_board_query(request)).active()
-    changed = [sid for sid in {old_stage_id, order.stage_id} if sid is not None]
-    totals = boards.column_totals(pipeline, filters, changed)
-    context = _card_context(
-        request, order, headers=[(s, totals[s.pk]) for s in boards.stages_of(pipeline) if s.pk in totals]
+    # The two columns whose headers change: the board's (live, this pipeline's), in the board's order.
+    changed = sorted(
+        {
+            s.pk: s
+            for s in (old_stage, order.stage)
+            if s is not None and s.pipeline_id == pipeline.pk and not s.archived
+        }.values(),
+        key=lambda s: (s.display_order, s.label),
     )
+    totals = boards.column_totals(pipeline, filters, [s.pk for s in changed])
+    context = _card_context(request, order, headers=[(s, totals[s.pk]) for s in changed])
     response = render(request, "orders/board.html#moved-card", context)
     return trigger_client_event(
         response, "orderMoved", {"order": order.hubspot_id, "stage": order.stage_id}, after="swap"

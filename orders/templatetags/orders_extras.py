@@ -53,7 +53,7 @@ def getlist(querydict: Any, key: str) -> list[str]:
     return list(querydict.getlist(key)) if hasattr(querydict, "getlist") else []
 
 
-def _card(context: Context, order: Order, extra: str = "") -> SafeString:
+def _card(context: Context, order: Order, extra: str = "", *, alone: bool = False) -> SafeString:
     from hubspot.outbox import sync_state_for
     from orders.cards import card_item
 
@@ -62,7 +62,8 @@ def _card(context: Context, order: Order, extra: str = "") -> SafeString:
         order,
         pipeline=context.get("pipeline"),
         card_fields=context.get("card_fields") or [],
-        sync=sync_state_for(order, request=request),
+        # A card drawn alone reads its own sync state; a column's cards share the page's (read once).
+        sync=sync_state_for(order, request=None if alone else request),
         query=context.get("query") or "",
         request=request,
         refused=bool(context.get("refusal")),
@@ -83,4 +84,4 @@ def order_card(context: Context, order: Order) -> SafeString:
     if context.get("refusal") or context.get("prompt_stage"):
         values: dict[str, Any] = context.flatten()  # type: ignore[assignment]
         extra = render_to_string("orders/board.html#card-extra", values, request=context.get("request"))
-    return _card(context, order, extra)
+    return _card(context, order, extra, alone=True)
