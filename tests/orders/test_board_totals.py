@@ -270,3 +270,27 @@ def test_truncating_the_orders_empties_the_totals(pipeline: Pipeline) -> None:
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # as a flush outside a test's transaction
         cursor.execute("TRUNCATE orders_order CASCADE")
     assert maintained_totals() == {}
+
+
+@pytest.mark.parametrize("filters", [{}, {"store": "Outlet"}, {"q": "alice"}, {"q": "al", "currency": "USD"}])
+def test_first_pages_in_one_query_equal_each_columns_own_page(
+    pipeline: Pipeline, filters: dict[str, Any]
+) -> None:
+    stages = boards.stages_of(pipeline)
+    now = timezone.now()
+    for i in range(70):
+        factories.OrderFactory(
+            stage=stages[i % 3],
+            store=("Main store", "Outlet")[i % 2],
+            currency=("EUR", "USD")[i % 3 == 0],
+            customer_name=("Alice", "Bob")[i % 4 == 0],
+            remote_created_at=now - timedelta(minutes=i // 2),  # ties on created, broken by id
+        )
+    orders = boards.filtered(pipeline, filters)
+
+    pages = boards.first_pages(orders, stages, searched="q" in filters)
+
+    for stage in stages:
+        cards, cursor = boards.column_page(orders, stage, None)
+        assert [o.pk for o in pages[stage.pk][0]] == [o.pk for o in cards]
+        assert pages[stage.pk][1] == cursor
