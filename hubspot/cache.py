@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
+import orjson
 from django.conf import settings
 from django.db import connection, models, transaction
 from django.db.models import Model
@@ -159,6 +161,28 @@ def run_whole_table_hooks(specs: Iterable[MirrorType]) -> None:
                 whole(spec)
 
 
+@contextmanager
+def bulk_writes() -> Iterator[None]:
+    """Around a full run's writes. On SQLite, the WAL is checkpointed every
+    HUBSPOT_SYNC_SQLITE_CHECKPOINT_PAGES pages rather than every 1,000, which spares hundreds of checkpoints
+    (and their fsyncs) that copy the same index pages again; one checkpoint at the end leaves the WAL as the
+    default would. Elsewhere it does nothing."""
+    if connection.vendor != "sqlite":
+        yield
+        return
+    pages = int(settings.HUBSPOT_SYNC_SQLITE_CHECKPOINT_PAGES)
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA wal_autocheckpoint")
+        previous = int(cursor.fetchone()[0])
+        cursor.execute(f"PRAGMA wal_autocheckpoint={pages:d}")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"PRAGMA wal_autocheckpoint={previous:d}")
+            cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+
 def _newer_or_same(row: dict[str, Any], other: dict[str, Any]) -> bool:
     a, b = row["remote_updated_at"], other["remote_updated_at"]
     return a is None or b is None or a >= b
@@ -211,14 +235,11 @@ def _sqlite_datetimes(field: models.Field[Any, Any], values: list[Any]) -> list[
     return out
 
 
-# json.dumps's own output (Django's JSONField stores json.dumps(value)); properties are flat, so the check
-# for circular references, a quarter of the time, is left out.
-_encode_json = json.JSONEncoder(check_circular=False).encode
-
-
 def _json_texts(field: models.Field[Any, Any], values: list[Any]) -> list[Any]:
-    encode = _encode_json
-    return [None if value is None else encode(value) for value in values]
+    """JSON text for a JSONField, as Django's json.dumps would store it up to spacing and escapes (reading it
+    back gives the same value); orjson writes a page's properties several times faster."""
+    dumps = orjson.dumps
+    return [None if value is None else dumps(value).decode() for value in values]
 
 
 def _column_converter(field: models.Field[Any, Any]) -> ColumnConverter:
@@ -319,23 +340,16 @@ def _upsert_sqlite(model: type[Model], rows: list[dict[str, Any]]) -> int:
         return int(cursor.rowcount)
 
 
+def _decimal_text(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 def _postgresql_json(rows: list[dict[str, Any]]) -> str:
-    """The rows as one JSON text for jsonb_to_recordset. json.dumps calls ``default`` only for datetimes and
-    decimals, the rest stays in its C encoder; a page's synced_at and updated_at are one datetime, written
-    once. Rows are plain, so the check for circular references is left out."""
-    texts: dict[datetime, str] = {}
-
-    def default(value: Any) -> Any:
-        if isinstance(value, datetime):
-            text = texts.get(value)
-            if text is None:
-                text = texts[value] = value.isoformat()
-            return text
-        if isinstance(value, Decimal):
-            return str(value)
-        raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-    return json.dumps(rows, default=default, check_circular=False)
+    """The rows as one JSON text for jsonb_to_recordset. orjson writes datetimes as ISO-8601 itself and calls
+    ``default`` only for decimals."""
+    return orjson.dumps(rows, default=_decimal_text).decode()
 
 
 def _upsert_postgresql(model: type[Model], rows: list[dict[str, Any]]) -> int:
@@ -458,12 +472,12 @@ def _insert_edges(rows: list[tuple[str, str, str, str, int, str]]) -> None:
                 "from_type varchar(32), from_id varchar(32), to_type varchar(32), to_id varchar(32), "
                 "type_id integer, category varchar(32)"
             )
-            payload = json.dumps(
+            payload = orjson.dumps(
                 [
                     {"from_type": a, "from_id": b, "to_type": c, "to_id": d, "type_id": e, "category": f}
                     for a, b, c, d, e, f in rows
                 ]
-            )
+            ).decode()
             cursor.execute(
                 f"INSERT INTO {table} ({columns}) "  # noqa: S608
                 f"SELECT from_type, from_id, to_type, to_id, type_id, category, '' "

@@ -44,6 +44,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
+import orjson
 import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
@@ -759,7 +760,7 @@ def _send(
             status = response.status_code
             logger.debug("HubSpot %s %s -> %d in %.0f ms", method, path, status, elapsed_ms)
             try:
-                parsed = response.json() if response.content else None
+                parsed = _json_body(response.content) if response.content else None
             except ValueError:
                 parsed = None
                 if 200 <= status < 300:
@@ -808,6 +809,17 @@ def _send(
 
 # --- parsing ---------------------------------------------------------------------------------------------
 
+
+def _json_body(content: bytes) -> Any:
+    """A reply's JSON. orjson reads a page of records several times faster than the standard library, which
+    matters on the fetcher threads of a full sync; what it declines (an integer past 64 bits, say) goes to
+    the standard library, and what neither reads raises ValueError."""
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return json.loads(content)
+
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -825,6 +837,9 @@ def _datetime(value: Any) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
+_STR_OR_NONE = frozenset({str, type(None)})
+
+
 def _str_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -838,7 +853,13 @@ def _parse_object(raw: Mapping[str, Any]) -> ApiObject:
     """A ``SimplePublicObject[WithAssociations]``: all property values strings.
     Reference: https://developers.hubspot.com/docs/api-reference/latest/crm/using-object-apis
     """
-    properties = {str(k): _str_or_none(v) for k, v in (raw.get("properties") or {}).items()}
+    raw_properties = raw.get("properties") or {}
+    # HubSpot sends every value as a string or null (and JSON's keys are strings): then the dict is taken
+    # as it is, at half the cost (a full sync parses millions of values); anything else is made a string.
+    if {type(v) for v in raw_properties.values()} <= _STR_OR_NONE:
+        properties = dict(raw_properties)
+    else:
+        properties = {str(k): _str_or_none(v) for k, v in raw_properties.items()}
     associations: dict[str, list[str]] = {}
     truncated: set[str] = set()
     for key, collection in (raw.get("associations") or {}).items():

@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 import queue
 import socket
+import sys
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -382,6 +384,22 @@ class _Failed:
 
 
 def _full(context: RunContext, specs: Sequence[MirrorType]) -> None:
+    with cache.bulk_writes(), _writer_first():
+        _full_run(context, specs)
+
+
+@contextmanager
+def _writer_first() -> Iterator[None]:
+    """A short GIL switch interval while a full run works (HUBSPOT_SYNC_SWITCH_INTERVAL_S says why)."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(settings.HUBSPOT_SYNC_SWITCH_INTERVAL_S)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
+
+
+def _full_run(context: RunContext, specs: Sequence[MirrorType]) -> None:
     run = context.run
     # The calls before the lists (definitions, pipelines, counts for the progress bar) go at once: one after
     # another they cost a round trip each before the first page.
