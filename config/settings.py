@@ -253,6 +253,10 @@ HUBSPOT_SEARCH_PER_S = env_int("HUBSPOT_SEARCH_PER_S", 5)
 # https://developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines
 # The share of those limits the shared limiter uses (it stretches each window), leaving room for jitter.
 HUBSPOT_RATE_LIMIT_SHARE = float(env("HUBSPOT_RATE_LIMIT_SHARE", "0.95"))
+# The spread of the network's latency (slowest minus fastest request), added to the 1-second search window:
+# searches sent a window apart may arrive closer by that much. UNCONFIRMED for a real network; 100 ms covers
+# the sandbox's benchmark latency of 150 ± 50 ms.
+HUBSPOT_LIMITER_LATENCY_SPREAD_MS = env_int("HUBSPOT_LIMITER_LATENCY_SPREAD_MS", 100)
 # Whether a search call also counts toward the 10-second limit: UNCONFIRMED for private apps (HubSpot says
 # the public-app limit excludes search), so off by default and switchable.
 HUBSPOT_SEARCH_COUNTS_TOWARD_GENERAL = env_bool("HUBSPOT_SEARCH_COUNTS_TOWARD_GENERAL", False)
@@ -311,6 +315,13 @@ HUBSPOT_SYNC_INTERVAL_S = env_int("HUBSPOT_SYNC_INTERVAL_S", 60)
 # 1,000, i.e. every 4 MB, each checkpoint with its fsyncs), and once more at the run's end.
 # https://www.sqlite.org/wal.html#automatic_checkpoint
 HUBSPOT_SYNC_SQLITE_CHECKPOINT_PAGES = env_int("HUBSPOT_SYNC_SQLITE_CHECKPOINT_PAGES", 16_000)
+# PostgreSQL only: a full run's commits don't wait for the WAL flush (synchronous_commit off for its own
+# connection). A crash may lose the last committed pages, which the resumed run reads again with their
+# cursor. https://www.postgresql.org/docs/current/wal-async-commit.html
+HUBSPOT_SYNC_ASYNC_COMMIT = env_bool("HUBSPOT_SYNC_ASYNC_COMMIT", True)
+# PostgreSQL only: a full run writes the records it reads by id (line items) on a second connection, beside
+# the listed pages; one connection leaves the server idle during each of its round trips.
+HUBSPOT_SYNC_SECOND_WRITER = env_bool("HUBSPOT_SYNC_SECOND_WRITER", True)
 # While a full run fetches and writes, the interpreter hands the GIL between threads this often (Python's
 # default is 5 ms). The writer gives the GIL up for every database call (for every row of a batch on
 # SQLite), and takes it back only when a parsing fetcher thread is made to yield: a shorter interval keeps

@@ -15,7 +15,7 @@ class MirroredObject(models.Model):
     hubspot_id = models.CharField(max_length=32, unique=True)
     properties = models.JSONField(default=dict)
     remote_created_at = models.DateTimeField(null=True, blank=True)
-    remote_updated_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    remote_updated_at = models.DateTimeField(null=True, blank=True)
     archived = models.BooleanField(default=False)
     synced_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -7,6 +7,7 @@ app's ``AppConfig.ready``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -34,6 +35,10 @@ class Column:
 AfterUpsert = Callable[["MirrorType", Sequence[str]], None]
 # A hook that adds derived column values to rows before they are written: (rows, existing) -> None.
 DeriveRows = Callable[[list[dict[str, Any]]], None]
+# Around the statement that writes a page of records, in its transaction: (type spec, hubspot ids) -> a
+# context manager. For work a database would otherwise do row by row in triggers, done once for the page
+# instead (the orders' text-search index on SQLite: see orders.search).
+AroundWrite = Callable[["MirrorType", Sequence[str]], AbstractContextManager[None]]
 # The whole-table version of an after-upsert hook: (type spec) -> None, see ``whole_table``.
 WholeTableHook = Callable[["MirrorType"], None]
 # Its rows version: fills the columns the hook would set on a full run's rows before they are written, from
@@ -55,6 +60,7 @@ class MirrorType:
     fetched_by_reference: bool = False
     derive: tuple[DeriveRows, ...] = field(default=())
     after_upsert: tuple[AfterUpsert, ...] = field(default=())
+    around_write: tuple[AroundWrite, ...] = field(default=())
 
     @property
     def model(self) -> type[MirroredObject]:

@@ -13,6 +13,7 @@ import queue
 import socket
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
@@ -49,6 +50,8 @@ BATCH_READ = 100  # batch read's largest input
 # A full run's writer takes up to this many waiting pages into one transaction: commits and per-statement
 # costs shrink with the batch, and other writers wait for a few hundred milliseconds at most.
 WRITE_BATCH_PAGES = 24
+# How often a run renews its lease (seconds); the lease lasts HUBSPOT_SYNC_LEASE_S.
+LEASE_RENEW_S = 5.0
 
 
 class SyncHalted(Exception):
@@ -101,6 +104,7 @@ class RunContext:
     progress: ProgressCallback | None
     calls_before: dict[str, int] = field(default_factory=dict)
     last_saved: float = 0.0
+    lease_renewed: float = field(default_factory=time.monotonic)
 
     def tick(self, *, done: int = 0, written: int = 0, skipped: int = 0, force: bool = False) -> None:
         run = self.run
@@ -124,8 +128,10 @@ class RunContext:
                 "errors",
             ]
         )
-        if self.lease:
+        # The lease lasts minutes: renewing it every few seconds is plenty (a full run ticks often a second).
+        if self.lease and (force or time.monotonic() - self.lease_renewed >= LEASE_RENEW_S):
             lease_renew(self.lease, self.owner, settings.HUBSPOT_SYNC_LEASE_S)
+            self.lease_renewed = time.monotonic()
         if self.progress:
             self.progress(run)
 
@@ -368,7 +374,7 @@ def property_names(spec: MirrorType) -> list[str]:
 @dataclass
 class _Page:
     spec: MirrorType
-    records: list[Any]
+    prepared: cache.Prepared  # made into rows by the fetching thread, while the writer writes
     next_after: str | None = None
     listed: bool = False
 
@@ -381,6 +387,110 @@ class _Done:
 class _Failed:
     def __init__(self, exc: BaseException) -> None:
         self.exc = exc
+
+
+class _Written:
+    """Pages the second writer wrote (see ``_SideWriter``), for the run's figures."""
+
+    def __init__(self, done: int, written: int, skipped: int) -> None:
+        self.done, self.written, self.skipped = done, written, skipped
+
+
+Item = _Page | _Done | _Failed | _Written
+
+
+class _SideWriter:
+    """A second writer, on its own connection, for the records fetched by reference (line items): their
+    pages carry no cursor and no edges, so they need not commit with the listed pages, and on PostgreSQL one
+    connection's round trips and the server's work for it leave the other connection idle. It hands each
+    page's figures, then the read's ``_Done`` (or its failure), on to the main writer's queue.
+
+    Only on PostgreSQL (SQLite has one writer at a time) and only when the run is not inside a transaction
+    of its caller's (a test's), whose uncommitted rows another connection could not see."""
+
+    def __init__(self, forward: Callable[[Item], None], stop: threading.Event) -> None:
+        self.forward, self.stop = forward, stop
+        self.pages: queue.Queue[Item | None] = queue.Queue(maxsize=settings.HUBSPOT_SYNC_QUEUE_PAGES)
+        self.thread = threading.Thread(target=self._run, name="sync-writer-2", daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def wanted() -> bool:
+        return (
+            connection.vendor == "postgresql"
+            and settings.HUBSPOT_SYNC_SECOND_WRITER
+            and not connection.in_atomic_block
+        )
+
+    def put(self, item: Item | None) -> None:
+        while not self.stop.is_set():
+            try:
+                self.pages.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def close(self) -> None:
+        """Wait for the pages given so far (unless the run stopped), then end the thread."""
+        self.put(None)
+        self.thread.join()
+
+    def _get(self) -> Item | None:
+        while not self.stop.is_set():
+            try:
+                return self.pages.get(timeout=0.5)
+            except queue.Empty:
+                continue
+        return None
+
+    def _run(self) -> None:
+        try:
+            if settings.HUBSPOT_SYNC_ASYNC_COMMIT:  # as cache.bulk_writes does for the main connection
+                with connection.cursor() as cursor:
+                    cursor.execute("SET synchronous_commit TO off")
+            group: list[_Page] = []  # pages of one type, written as one
+            while True:
+                if group:
+                    try:
+                        item = self.pages.get_nowait()
+                    except queue.Empty:
+                        self._write(group)
+                        group = []
+                        continue
+                else:
+                    item = self._get()
+                if (
+                    isinstance(item, _Page)
+                    and (not group or item.spec is group[0].spec)
+                    and len(group) < WRITE_BATCH_PAGES
+                ):
+                    group.append(item)
+                    continue
+                if group:
+                    self._write(group)
+                    group = []
+                if item is None:
+                    return
+                if isinstance(item, _Page):
+                    group = [item]
+                else:
+                    self.forward(item)
+        except BaseException as exc:  # handed to the main writer, which raises it
+            self.forward(_Failed(exc))
+        finally:
+            connection.close()
+
+    def _write(self, group: list[_Page]) -> None:
+        spec = group[0].spec
+        prepared = cache.Prepared(
+            [record for page in group for record in page.prepared.records],
+            [row for page in group for row in page.prepared.rows],
+            sum(page.prepared.malformed for page in group),
+        )
+        with transaction.atomic():
+            result = cache.upsert_records(spec, prepared, run_hooks=False, full_run=True)
+            cache.run_after_upsert(spec, [str(r.id) for r in prepared.records], full_run=True)
+        self.forward(_Written(len(prepared.records), result.written, result.skipped))
 
 
 def _full(context: RunContext, specs: Sequence[MirrorType]) -> None:
@@ -418,7 +528,7 @@ def _full_run(context: RunContext, specs: Sequence[MirrorType]) -> None:
     listed = [spec for spec in specs if not spec.fetched_by_reference]
     referenced = {spec.name: spec for spec in specs if spec.fetched_by_reference}
     cursors: dict[str, Any] = run.cursor.setdefault("lists", {})
-    pages: queue.Queue[_Page | _Done | _Failed] = queue.Queue(maxsize=settings.HUBSPOT_SYNC_QUEUE_PAGES)
+    pages: queue.Queue[Item] = queue.Queue(maxsize=settings.HUBSPOT_SYNC_QUEUE_PAGES)
     stop = threading.Event()
     requested: dict[str, set[str]] = {name: set() for name in referenced}
     pending_refs: dict[str, list[str]] = {name: [] for name in referenced}
@@ -426,13 +536,16 @@ def _full_run(context: RunContext, specs: Sequence[MirrorType]) -> None:
     fresh = _fresh_pairs(specs)
     outstanding = 0
 
-    def put(item: _Page | _Done | _Failed) -> None:
+    def put(item: Item) -> None:
         while not stop.is_set():
             try:
                 pages.put(item, timeout=0.5)
                 return
             except queue.Full:
                 continue
+
+    side = _SideWriter(put, stop) if referenced and _SideWriter.wanted() else None
+    put_read = side.put if side is not None else put
 
     def list_all(spec: MirrorType, after: str | None) -> None:
         try:
@@ -444,7 +557,7 @@ def _full_run(context: RunContext, specs: Sequence[MirrorType]) -> None:
                     after=after,
                     limit=LIST_PAGE,
                 )
-                put(_Page(spec, list(page.results), page.next_after, listed=True))
+                put(_Page(spec, cache.prepare(spec, page.results), page.next_after, listed=True))
                 after = page.next_after
                 if not after:
                     break
@@ -455,10 +568,10 @@ def _full_run(context: RunContext, specs: Sequence[MirrorType]) -> None:
     def read_batch(spec: MirrorType, ids: list[str]) -> None:
         try:
             result = client.batch_read(spec.name, ids, properties=names[spec.name])
-            put(_Page(spec, list(result.results)))
-            put(_Done(spec))
+            put_read(_Page(spec, cache.prepare(spec, result.results)))
+            put_read(_Done(spec))
         except BaseException as exc:  # handed to the writer thread
-            put(_Failed(exc))
+            put_read(_Failed(exc))
 
     with ThreadPoolExecutor(max_workers=settings.HUBSPOT_SYNC_CONCURRENCY, thread_name_prefix="sync") as pool:
 
@@ -480,8 +593,13 @@ def _full_run(context: RunContext, specs: Sequence[MirrorType]) -> None:
 
         def write(spec: MirrorType, listed: bool, group: list[_Page]) -> cache.UpsertResult:
             """Write pages of one type as one: one upsert, one replacement of their edges, each hook once."""
-            records = [record for page in group for record in page.records]
-            result = cache.upsert_records(spec, records, run_hooks=False, full_run=True)
+            prepared = cache.Prepared(
+                [record for page in group for record in page.prepared.records],
+                [row for page in group for row in page.prepared.rows],
+                sum(page.prepared.malformed for page in group),
+            )
+            records = prepared.records
+            result = cache.upsert_records(spec, prepared, run_hooks=False, full_run=True)
             if listed:
                 _write_inline_associations(spec, records, truncated, fresh)
                 cursors.setdefault(spec.name, {})["after"] = group[-1].next_after
@@ -496,7 +614,9 @@ def _full_run(context: RunContext, specs: Sequence[MirrorType]) -> None:
             cache.run_after_upsert(spec, [str(r.id) for r in records], full_run=True)
             return result
 
-        def take(item: _Page | _Done | _Failed, limit: int) -> tuple[list[list[_Page]], BaseException | None]:
+        side_figures = [0, 0, 0]  # what the second writer wrote since the last tick: done, written, skipped
+
+        def take(item: Item, limit: int) -> tuple[list[list[_Page]], BaseException | None]:
             """The item and the pages waiting behind it, up to ``limit``, grouped by type and whether listed,
             with the failure a fetcher handed over, if any; notes the scans and reads that are done."""
             nonlocal outstanding
@@ -505,7 +625,11 @@ def _full_run(context: RunContext, specs: Sequence[MirrorType]) -> None:
             while True:
                 if isinstance(item, _Failed):
                     return list(groups.values()), item.exc  # raised once the pages before it are written
-                if isinstance(item, _Done):
+                if isinstance(item, _Written):
+                    side_figures[0] += item.done
+                    side_figures[1] += item.written
+                    side_figures[2] += item.skipped
+                elif isinstance(item, _Done):
                     outstanding -= 1
                     if not item.spec.fetched_by_reference:
                         cursors.setdefault(item.spec.name, {})["done"] = True
@@ -522,7 +646,10 @@ def _full_run(context: RunContext, specs: Sequence[MirrorType]) -> None:
 
         try:
             while outstanding:
-                item: _Page | _Done | _Failed = pages.get()
+                item: Item = pages.get()
+                if isinstance(item, _Written):  # counted with the next pages this writer commits
+                    take(item, 0)
+                    continue
                 # What is waiting in the queue is written together, pages of one type as one page: a statement
                 # per kind of write and a call per hook for all of them, in one transaction with one progress
                 # tick that saves the cursor with them (a crash resumes after the last page committed). The
@@ -536,7 +663,7 @@ def _full_run(context: RunContext, specs: Sequence[MirrorType]) -> None:
                         for group in groups:
                             result = write(group[0].spec, group[0].listed, group)
                             taken += len(group)
-                            done += sum(len(page.records) for page in group)
+                            done += sum(len(page.prepared.records) for page in group)
                             written += result.written
                             skipped += result.skipped
                         if failed is not None or taken >= WRITE_BATCH_PAGES or not outstanding:
@@ -545,6 +672,12 @@ def _full_run(context: RunContext, specs: Sequence[MirrorType]) -> None:
                             item = pages.get_nowait()
                         except queue.Empty:
                             break
+                    done, written, skipped = (
+                        done + side_figures[0],
+                        written + side_figures[1],
+                        skipped + side_figures[2],
+                    )
+                    side_figures[:] = [0, 0, 0]
                     context.tick(done=done, written=written, skipped=skipped)
                 if failed is not None:
                     raise failed
@@ -553,7 +686,11 @@ def _full_run(context: RunContext, specs: Sequence[MirrorType]) -> None:
                     for name in pending_refs:
                         submit_refs(name, flush=True)
         finally:
+            if side is not None and not stop.is_set() and not outstanding:
+                side.close()
             stop.set()
+            if side is not None:
+                side.thread.join()
     # Edges whose inline list was cut off at one page, read in full by v4.
     for (from_type, to_type), ids in truncated.items():
         _read_associations(registry.get(from_type), to_type, sorted(ids))
@@ -615,13 +752,24 @@ def _write_inline_associations(
 
 
 def _fresh_pairs(specs: Sequence[MirrorType]) -> set[tuple[str, str]]:
-    """(type, associated type) pairs whose edges a full run writes as plain inserts: the cache has none
-    between the two types yet (a first full sync), and only one side's pages write them (orders and carts
-    both list their edges to each other, so a cart's page may replace what an order's page wrote)."""
+    """(type, associated type) pairs whose edges a full run writes as plain inserts, without first deleting
+    what the records had:
+
+    - the type's table is empty (a first full sync): each of its records is new, so the only edges it can
+      have are those this run's pages of the other type wrote, which are HubSpot's too;
+    - or the cache has no edges between the two types yet and only one side's pages write them.
+
+    Both sides' pages then add to each other's edges rather than replace them. An edge removed in HubSpot
+    between the reads of its two ends stays until the next run that replaces them (incremental runs and
+    the nightly reconcile always do)."""
     in_run = {spec.name: spec for spec in specs if not spec.fetched_by_reference}
     fresh: set[tuple[str, str]] = set()
     for spec in in_run.values():
+        empty = not spec.model._default_manager.exists()
         for to_type in spec.associations:
+            if empty:
+                fresh.add((spec.name, to_type))
+                continue
             other = in_run.get(to_type)
             if other is not None and spec.name in other.associations:
                 continue

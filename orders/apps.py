@@ -8,6 +8,7 @@ class OrdersConfig(AppConfig):
     def ready(self) -> None:
         from hubspot import registry
         from hubspot.registry import Column, MirrorType
+        from orders.search import index_by_page
         from orders.services import orders_derive_stage, orders_refresh_customer
 
         registry.register(
@@ -27,6 +28,7 @@ class OrdersConfig(AppConfig):
                 associations=("contacts", "line_items", "carts"),
                 derive=(orders_derive_stage,),
                 after_upsert=(orders_refresh_customer,),
+                around_write=(index_by_page,),
             ),
             "order",
         )

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
+import orjson
+
 
 @dataclass
 class Request:
@@ -81,7 +83,12 @@ class Response:
     def encode(self) -> bytes:
         if self.body is None:
             return b""
-        return json.dumps(self.body, separators=(",", ":")).encode()
+        # orjson writes a page of records several times faster than json.dumps; the text is the same JSON
+        # (compact, UTF-8 rather than \u escapes, which HubSpot's own replies use too).
+        try:
+            return orjson.dumps(self.body, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError:  # a value orjson doesn't know (a Decimal, a subclass of int): the slow way
+            return json.dumps(self.body, separators=(",", ":")).encode()
 
 
 class HubSpotError(Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -331,3 +332,83 @@ def test_a_full_runs_whole_table_copies_equal_the_per_record_copies(remote_porta
     cache.run_whole_table_hooks(registry.all_types())
 
     assert copies() == expected
+
+
+def test_a_second_full_run_replaces_edges_that_the_first_wrote_as_plain_inserts(
+    remote_portal: Sandbox,
+) -> None:
+    # The first full run finds every table empty, so pages add edges without deleting; the next one must
+    # replace them, and drop an edge HubSpot no longer has, from either side.
+    assert sync.run_sync(SyncKind.FULL).status == SyncStatus.SUCCEEDED
+    state = remote_portal.state
+    order_id, cart_id = next(
+        (f[1], t[1])
+        for f, targets in state.associations.items()
+        if f[0] == "orders"
+        for t, types in targets.items()
+        if t[0] == "carts" and types
+    )
+    contact_order = next(
+        (f[1], t[1])
+        for f, targets in state.associations.items()
+        if f[0] == "orders"
+        for t, types in targets.items()
+        if t[0] == "contacts" and types
+    )
+    assert remote.dissociate_records(state, "orders", order_id, "carts", cart_id)
+    assert remote.dissociate_records(state, "orders", contact_order[0], "contacts", contact_order[1])
+
+    assert sync.run_sync(SyncKind.FULL).status == SyncStatus.SUCCEEDED
+
+    assert not Association.objects.filter(from_type="carts", from_id=cart_id, to_id=order_id).exists()
+    assert not Association.objects.filter(from_type="orders", from_id=order_id, to_id=cart_id).exists()
+    assert not Association.objects.filter(
+        from_type="contacts", from_id=contact_order[1], to_id=contact_order[0]
+    ).exists()
+    assert_cache_equals(remote_portal)
+
+
+def _on_postgresql() -> bool:
+    from django.db import connection
+
+    return connection.vendor == "postgresql"
+
+
+def test_on_postgresql_line_items_are_written_by_a_second_writer(
+    remote_portal: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not _on_postgresql():
+        pytest.skip("the second writer is for PostgreSQL (SQLite has one writer at a time)")
+    groups: list[str] = []
+    write = sync._SideWriter._write
+
+    def counting(self: Any, group: list[Any]) -> None:
+        groups.append(group[0].spec.name)
+        write(self, group)
+
+    monkeypatch.setattr(sync._SideWriter, "_write", counting)
+    run = sync.run_sync(SyncKind.FULL)
+
+    assert run.status == SyncStatus.SUCCEEDED, run.error_detail
+    assert groups and set(groups) == {"line_items"}
+    assert_cache_equals(remote_portal)
+    assert run.objects_written == sum(
+        len(list(remote_portal.state.live(t))) for t in remote_portal.state.records
+    )
+
+
+def test_on_postgresql_a_failing_second_writer_fails_the_run_and_stops(
+    remote_portal: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not _on_postgresql():
+        pytest.skip("the second writer is for PostgreSQL (SQLite has one writer at a time)")
+
+    def failing(self: Any, group: list[Any]) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(sync._SideWriter, "_write", failing)
+    run = sync.run_sync(SyncKind.FULL)
+
+    assert run.status == SyncStatus.FAILED
+    assert "disk full" in (run.error_message + run.error_detail)
+    assert not [t for t in threading.enumerate() if t.name == "sync-writer-2"]

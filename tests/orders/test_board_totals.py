@@ -263,6 +263,36 @@ def test_search_index_follows_deletes_and_renames(pipeline: Pipeline) -> None:
     assert list(boards.filtered(pipeline, {"q": "roald"})) == [kept]
 
 
+def test_search_index_follows_pages_of_synced_orders(pipeline: Pipeline) -> None:
+    # A page of orders the sync writes is indexed as a page (orders.search on SQLite), new and changed
+    # orders alike, and a page smaller than orders.search.SMALL_PAGE by the triggers.
+    spec = registry.get("orders")
+    opened = stage(pipeline, "Open")
+    then = timezone.now() - timedelta(hours=1)
+    cache.upsert_records(
+        spec, [record(str(700 + i), opened, name=f"Walrus {i}", updated=then) for i in range(30)]
+    )
+    assert boards.filtered(pipeline, {"q": "walrus"}).count() == 30
+
+    later = then + timedelta(minutes=5)
+    renamed = [record(str(700 + i), opened, name=f"Narwhal {i}", updated=later) for i in range(0, 30, 2)]
+    older = [record("701", opened, name="Stale name", updated=then - timedelta(days=1))]  # left alone
+    new = [record(str(800 + i), opened, name=f"Narwhal new {i}", updated=later) for i in range(5)]
+    cache.upsert_records(spec, renamed + older + new)
+    cache.upsert_records(spec, [record("703", opened, name="Narwhal single", updated=later)])  # a small page
+
+    assert boards.filtered(pipeline, {"q": "walrus"}).count() == 14
+    assert boards.filtered(pipeline, {"q": "narwhal"}).count() == 15 + 5 + 1
+    assert not boards.filtered(pipeline, {"q": "stale"}).exists()
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:  # raises if the index disagrees with the orders' columns
+            cursor.execute(
+                "INSERT INTO orders_order_search (orders_order_search, rank) VALUES ('integrity-check', 1)"
+            )
+            cursor.execute("SELECT COUNT(*) FROM orders_order_search_paused")
+            assert cursor.fetchone()[0] == 0
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="TRUNCATE fires no row triggers on PostgreSQL")
 def test_truncating_the_orders_empties_the_totals(pipeline: Pipeline) -> None:
     factories.OrderFactory(stage=stage(pipeline, "Open"))
