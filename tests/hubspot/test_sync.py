@@ -407,8 +407,10 @@ def test_on_postgresql_a_failing_second_writer_fails_the_run_and_stops(
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(sync._SideWriter, "_write", failing)
-    run = sync.run_sync(SyncKind.FULL)
+    with pytest.raises(RuntimeError, match="disk full"):  # an unexpected error is recorded, then raised
+        sync.run_sync(SyncKind.FULL)
 
+    run = SyncRun.objects.latest("pk")
     assert run.status == SyncStatus.FAILED
     assert "disk full" in (run.error_message + run.error_detail)
     assert not [t for t in threading.enumerate() if t.name == "sync-writer-2"]
