@@ -6,6 +6,7 @@ app's ``AppConfig.ready``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -185,7 +186,10 @@ def rows_version(hook: AfterUpsert) -> RowsHook | None:
 _DECIMAL_LIMIT = Decimal("1e14")
 
 
+@functools.lru_cache(maxsize=8192)
 def _decimal(text: str) -> Decimal | None:
+    """A money or quantity column's value. Cached: a shop's prices and quantities repeat across its line
+    items, and Decimal is immutable, so a full sync reads each distinct text once."""
     try:
         number = Decimal(text)
     except InvalidOperation:
