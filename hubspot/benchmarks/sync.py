@@ -80,8 +80,13 @@ def change_orders(sb: SandboxProcess, count: int) -> None:
 
 
 def with_test_database(fn: Any) -> Any:
-    """Run fn against a fresh throwaway database, created and dropped around it."""
+    """Run fn against a fresh throwaway database, created and dropped around it. On PostgreSQL its name
+    carries the process id, so two benchmarks (or a benchmark and a test run) on one server never drop each
+    other's (SQLite's test file is per process already, see config.settings)."""
     old_name = connection.settings_dict["NAME"]
+    test = connection.settings_dict.setdefault("TEST", {})
+    if connection.vendor == "postgresql" and not test.get("NAME"):
+        test["NAME"] = f"test_{old_name}_bench_{os.getpid()}"
     connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
     try:
         return fn()
