@@ -399,6 +399,25 @@ class _Written:
 Item = _Page | _Done | _Failed | _Written
 
 
+def _merged(group: Sequence[_Page]) -> cache.Prepared:
+    """Pages of one type as one page, written with one statement per kind of write."""
+    return cache.Prepared(
+        [record for page in group for record in page.prepared.records],
+        [row for page in group for row in page.prepared.rows],
+        sum(page.prepared.malformed for page in group),
+    )
+
+
+def _put(into: queue.Queue[Any], item: Any, stop: threading.Event) -> None:
+    """Put, waiting while the queue is full, unless the run stops meanwhile."""
+    while not stop.is_set():
+        try:
+            into.put(item, timeout=0.5)
+            return
+        except queue.Full:
+            continue
+
+
 class _SideWriter:
     """A second writer, on its own connection, for the records fetched by reference (line items): their
     pages carry no cursor and no edges, so they need not commit with the listed pages, and on PostgreSQL one
@@ -423,12 +442,7 @@ class _SideWriter:
         )
 
     def put(self, item: Item | None) -> None:
-        while not self.stop.is_set():
-            try:
-                self.pages.put(item, timeout=0.5)
-                return
-            except queue.Full:
-                continue
+        _put(self.pages, item, self.stop)
 
     def close(self) -> None:
         """Wait for the pages given so far (unless the run stopped), then end the thread."""
@@ -482,11 +496,7 @@ class _SideWriter:
 
     def _write(self, group: list[_Page]) -> None:
         spec = group[0].spec
-        prepared = cache.Prepared(
-            [record for page in group for record in page.prepared.records],
-            [row for page in group for row in page.prepared.rows],
-            sum(page.prepared.malformed for page in group),
-        )
+        prepared = _merged(group)
         with transaction.atomic():
             result = cache.upsert_records(spec, prepared, run_hooks=False, full_run=True)
             cache.run_after_upsert(spec, [str(r.id) for r in prepared.records], full_run=True)
@@ -537,12 +547,7 @@ def _full_run(context: RunContext, specs: Sequence[MirrorType]) -> None:
     outstanding = 0
 
     def put(item: Item) -> None:
-        while not stop.is_set():
-            try:
-                pages.put(item, timeout=0.5)
-                return
-            except queue.Full:
-                continue
+        _put(pages, item, stop)
 
     side = _SideWriter(put, stop) if referenced and _SideWriter.wanted() else None
     put_read = side.put if side is not None else put
@@ -593,11 +598,7 @@ def _full_run(context: RunContext, specs: Sequence[MirrorType]) -> None:
 
         def write(spec: MirrorType, listed: bool, group: list[_Page]) -> cache.UpsertResult:
             """Write pages of one type as one: one upsert, one replacement of their edges, each hook once."""
-            prepared = cache.Prepared(
-                [record for page in group for record in page.prepared.records],
-                [row for page in group for row in page.prepared.rows],
-                sum(page.prepared.malformed for page in group),
-            )
+            prepared = _merged(group)
             records = prepared.records
             result = cache.upsert_records(spec, prepared, run_hooks=False, full_run=True)
             if listed:

@@ -16,6 +16,7 @@ SEARCH_COLUMNS = ("name", "external_id", "customer_name", "customer_email", "tra
 ACTIVE = "NOT EXISTS (SELECT 1 FROM orders_order_search_paused)"
 
 
+# As in 0004 (a migration keeps its own copy: it must not change when another one does).
 def _search(row: str, *, delete: bool) -> str:
     columns = ", ".join(SEARCH_COLUMNS)
     values = ", ".join(f"{row}.{c}" for c in SEARCH_COLUMNS)
