@@ -104,9 +104,20 @@ def timed_full_sync() -> tuple[float, Any]:
     return elapsed, run
 
 
+def host_speed_s() -> float:
+    """Seconds a fixed pure-Python loop takes here and now: an ingest rate is CPU-bound, and a shared host's
+    speed varies from minute to minute, so the figure is given with the rate it was measured at."""
+    started = time.perf_counter()
+    total = 0
+    for i in range(5_000_000):
+        total += i
+    return round(time.perf_counter() - started, 3)
+
+
 def ingest_child(quick: bool) -> dict[str, Any]:
     """In a child process (one per database): full sync with the limiter and latency off."""
     n = sizes(quick)
+    speed_before = host_speed_s()
     log = Path(settings.DATA_DIR) / f"bench-sync-ingest-{connection.vendor}.log"
     sb = start_sandbox(n, latency=False, rate_limited=False, log=log)
     try:
@@ -121,6 +132,7 @@ def ingest_child(quick: bool) -> dict[str, Any]:
         "objects": run.objects_written,
         "seconds": elapsed,
         "objects_per_s": run.objects_written / elapsed,
+        "host_loop_s": [speed_before, host_speed_s()],
     }
 
 
@@ -219,6 +231,11 @@ def run(quick: bool) -> Result:
         "noop_object_types": 4,
         "ingest_per_s_sqlite": round(sqlite["objects_per_s"]) if sqlite else None,
         "ingest_per_s_postgresql": round(postgresql["objects_per_s"]) if postgresql else None,
+        # host_speed_s() before and after each ingest run: the same rate on a host twice as slow halves.
+        "ingest_host_loop_s": {
+            "sqlite": sqlite["host_loop_s"] if sqlite else None,
+            "postgresql": postgresql["host_loop_s"] if postgresql else None,
+        },
     }
     rows = [
         ("seeded", ", ".join(f"{k} {v:,}" for k, v in counts.items())),
@@ -233,5 +250,6 @@ def run(quick: bool) -> Result:
         ("incremental, nothing changed", f"{m['noop'].api_calls} calls for 4 object types"),
         ("ingest, SQLite", f"{figures['ingest_per_s_sqlite'] or 'failed'} objects/s"),
         ("ingest, PostgreSQL", f"{figures['ingest_per_s_postgresql'] or 'unavailable'} objects/s"),
+        ("host speed (loop s)", json.dumps(figures["ingest_host_loop_s"])),
     ]
     return Result(figures, rows)
