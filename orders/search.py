@@ -19,7 +19,8 @@ from django.db import connection
 from orders.models import SEARCH_COLUMNS
 
 _COLUMNS = ", ".join(SEARCH_COLUMNS)
-_PAGE = "SELECT id, {columns} FROM orders_order WHERE hubspot_id IN (SELECT value FROM json_each(%s))"
+# The page's orders with their searched columns, the ids as one JSON parameter.
+_PAGE = f"SELECT id, {_COLUMNS} FROM orders_order WHERE hubspot_id IN (SELECT value FROM json_each(%s))"  # noqa: S608
 # Below this many orders the triggers cost no more than the two extra statements.
 SMALL_PAGE = 8
 
@@ -30,12 +31,11 @@ def index_by_page(spec: Any, hubspot_ids: Sequence[str]) -> Iterator[None]:
         yield
         return
     ids = json.dumps(list(hubspot_ids))
-    page = _PAGE.format(columns=_COLUMNS)
     with connection.cursor() as cursor:
         # External content: an entry is taken out with the values it was indexed with, the row's current ones.
         cursor.execute(
             f"INSERT INTO orders_order_search (orders_order_search, rowid, {_COLUMNS}) "  # noqa: S608
-            f"SELECT 'delete', * FROM ({page})",
+            f"SELECT 'delete', * FROM ({_PAGE})",
             [ids],
         )
         cursor.execute("INSERT INTO orders_order_search_paused (id) VALUES (1)")
@@ -44,6 +44,6 @@ def index_by_page(spec: Any, hubspot_ids: Sequence[str]) -> Iterator[None]:
         finally:
             cursor.execute("DELETE FROM orders_order_search_paused")
         cursor.execute(
-            f"INSERT INTO orders_order_search (rowid, {_COLUMNS}) SELECT * FROM ({page})",  # noqa: S608
+            f"INSERT INTO orders_order_search (rowid, {_COLUMNS}) SELECT * FROM ({_PAGE})",  # noqa: S608
             [ids],
         )
