@@ -52,10 +52,23 @@ PRODUCTION = MODE == "production"
 DATA_DIR = Path(env("ORDERDECK_DATA_DIR", str(BASE_DIR / "data")))
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
+# Production never falls back to the demo's SQLite, filesystem broker or sandbox credentials: it refuses to
+# start, naming everything that is missing at once (one restart to fix, not one per variable).
+_PRODUCTION_REQUIRED = (
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "CELERY_BROKER_URL",
+    "HUBSPOT_ACCESS_TOKEN",
+    "HUBSPOT_CLIENT_SECRET",
+)
+if PRODUCTION and (_missing := [name for name in _PRODUCTION_REQUIRED if not env(name).strip()]):
+    raise ImproperlyConfigured(
+        f"ORDERDECK_MODE=production needs these settings, which are not set: {', '.join(_missing)}. "
+        "See .env.example."
+    )
+
 SECRET_KEY = env("SECRET_KEY")
 if not SECRET_KEY:
-    if PRODUCTION:
-        raise ImproperlyConfigured("SECRET_KEY must be set when ORDERDECK_MODE=production.")
     # Demo and tests only: a key that is fixed per data folder, so sessions survive a restart.
     _key_file = DATA_DIR / "demo-secret-key"
     if not _key_file.exists():
