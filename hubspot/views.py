@@ -23,7 +23,7 @@ from django_htmx.middleware import HtmxDetails
 from hubspot import health, outbox, registry, services, webhooks
 from hubspot.forms import OutboxActionForm
 from hubspot.models import Change, ConnectionProblem, SyncKind, SyncRun, WebhookEvent, WorkerHeartbeat
-from hubspot.permissions import PIPELINE_ADMIN, SUPPORT, group_required, in_group
+from hubspot.permissions import GROUPS, PIPELINE_ADMIN, SUPPORT, group_required, in_group
 
 logger = logging.getLogger(__name__)
 
@@ -37,13 +37,19 @@ def home(request: HttpRequest) -> HttpResponse:
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    """Database and broker must answer for 200; the worker's state is reported but does not fail the check."""
+    """Database and broker must answer for 200; the worker's state is reported but does not fail the check.
+
+    Anyone (a load balancer) gets the status alone; the details (which part failed, the broker's transport,
+    the worker's last heartbeat) are for signed-in staff.
+    """
     checks = {"database": health.check_database(), "broker": health.check_broker()}
     checks["worker"] = health.check_worker() if checks["database"]["ok"] else {"ok": False}
     healthy = checks["database"]["ok"] and checks["broker"]["ok"]
-    return JsonResponse(
-        {"status": "ok" if healthy else "error", "checks": checks}, status=200 if healthy else 503
-    )
+    body: dict[str, Any] = {"status": "ok" if healthy else "error"}
+    user = request.user
+    if user.is_authenticated and (user.is_staff or any(in_group(user, group) for group in GROUPS)):
+        body["checks"] = checks
+    return JsonResponse(body, status=200 if healthy else 503)
 
 
 @csrf_exempt  # HubSpot signs the request instead (X-HubSpot-Signature-v3), checked below
