@@ -373,6 +373,9 @@ HUBSPOT_PUSH_DRAIN_BUDGET_S = float(env("HUBSPOT_PUSH_DRAIN_BUDGET_S", "60"))
 HUBSPOT_PUSH_QUEUE_STALE_S = float(env("HUBSPOT_PUSH_QUEUE_STALE_S", "10"))
 # How often beat sweeps the outbox for changes whose worker died and pushes whose task was lost.
 HUBSPOT_PUSH_SWEEP_S = float(env("HUBSPOT_PUSH_SWEEP_S", "15"))
+# Processed webhook events are kept this many days (the drawer's timeline and the Sync page show them), then
+# deleted by a daily task; unprocessed ones are kept whatever their age.
+HUBSPOT_WEBHOOK_RETENTION_DAYS = env_int("HUBSPOT_WEBHOOK_RETENTION_DAYS", 30)
 
 # --- Celery ----------------------------------------------------------------------------------------------
 # Production: redis://host:6379/0. Default: kombu's filesystem transport in the data folder, which works
@@ -418,6 +421,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Every 15 s (HUBSPOT_PUSH_SWEEP_S): changes stuck in "pushing" by a dead worker are sent again, and a
     # push task is queued while changes are pending (neither broker redelivers a task whose worker died).
     "push-sweep": {"task": "hubspot.tasks.push_sweep_task", "schedule": HUBSPOT_PUSH_SWEEP_S},
+    # Daily: drop processed webhook events older than HUBSPOT_WEBHOOK_RETENTION_DAYS.
+    "prune-webhook-events": {
+        "task": "hubspot.tasks.prune_webhook_events_task",
+        "schedule": crontab(hour=3, minute=41),
+    },
     # Nightly: drop heartbeats older than a day.
     "prune-heartbeats": {
         "task": "hubspot.tasks.prune_heartbeats_task",

@@ -216,8 +216,19 @@ class SyncCursor(models.Model):
         return f"{self.object_type} up to {self.modified_before}"
 
 
+class WebhookOutcome(models.TextChoices):
+    REFRESHED = "refreshed", "Read again from HubSpot"
+    ECHO = "echo", "Our own push coming back: nothing to read"
+    IGNORED = "ignored", "Names no record we keep"
+
+
 class WebhookEvent(models.Model):
-    """One event HubSpot posted to us, stored once by eventId."""
+    """One event HubSpot posted to us, stored once by eventId.
+
+    A processing task claims the events it works on (``claimed_by`` + ``claimed_at``), so two tasks never
+    read the same records twice; a claim older than the claim timeout belonged to a task that died, and is
+    taken again. Processed events are pruned after ``HUBSPOT_WEBHOOK_RETENTION_DAYS``.
+    """
 
     event_id = models.CharField(max_length=64, unique=True)
     subscription_type = models.CharField(max_length=64)
@@ -228,9 +239,21 @@ class WebhookEvent(models.Model):
     payload = models.JSONField(default=dict)
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=32, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=WebhookOutcome.choices, blank=True)
 
     class Meta:
         ordering = ["-received_at"]
+        indexes = [
+            # What processing asks for: the unprocessed events, oldest first. Only those rows are in it, so it
+            # stays small however long the table grows.
+            models.Index(
+                fields=["id"], condition=models.Q(processed_at__isnull=True), name="webhook_unprocessed"
+            ),
+            # The drawer's timeline: one record's events, newest first.
+            models.Index(fields=["object_type", "object_id", "received_at"], name="webhook_record"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.subscription_type} {self.object_type}:{self.object_id}"
@@ -391,6 +414,9 @@ class Change(models.Model):
             models.Index(fields=["-created_at"], name="change_created"),
             # The board's "anything new?" poll: the latest change to any order is one index seek.
             models.Index(fields=["object_type", "updated_at"], name="change_type_updated"),
+            # Sync states of a page of records: a type's unsettled changes (a seek per status) and its changes
+            # applied a moment ago (a range on applied_at), without walking the type's audit log.
+            models.Index(fields=["object_type", "status", "applied_at"], name="change_type_status"),
         ]
 
     def __str__(self) -> str:
@@ -432,3 +458,15 @@ class OutboxState(models.Model):
 
     def __str__(self) -> str:
         return f"push queued {self.queued_at}, started {self.started_at}"
+
+
+class WebhookQueueState(models.Model):
+    """One row: whether a webhook-processing task waits in the queue, so a burst of webhooks queues one task
+    (it processes every event stored before it starts), not one per POST."""
+
+    queued = models.BooleanField(default=False)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"webhook processing queued={self.queued} at {self.queued_at}, started {self.started_at}"

@@ -2,23 +2,40 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import OuterRef, Subquery, Value
+from django.db.models import OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce, Concat, Trim
 from django.utils import timezone
+from kombu.exceptions import KombuError
 
 from hubspot import registry, webhooks
 from hubspot.cache import chunks, id_list
-from hubspot.models import Association, Contact, WebhookEvent, WorkerHeartbeat
+from hubspot.models import (
+    Association,
+    Change,
+    ChangeKind,
+    ChangeStatus,
+    Contact,
+    WebhookEvent,
+    WebhookOutcome,
+    WebhookQueueState,
+    WorkerHeartbeat,
+)
 from hubspot.registry import MirrorType
 
 if TYPE_CHECKING:
     from carts.models import Cart
     from orders.models import Order
+
+logger = logging.getLogger(__name__)
 
 
 def worker_heartbeat_record(*, hostname: str) -> WorkerHeartbeat:
@@ -173,32 +190,195 @@ def webhook_events_store(*, events: Sequence[webhooks.Event]) -> int:
         )
         for e in events
     ]
+    if not rows:
+        return 0
     before = WebhookEvent.objects.filter(event_id__in=[r.event_id for r in rows]).count()
     WebhookEvent.objects.bulk_create(rows, ignore_conflicts=True)
     new = len({r.event_id for r in rows}) - before
     if new:
-        from hubspot.tasks import process_webhook_events_task
-
-        transaction.on_commit(process_webhook_events_task.delay)
+        transaction.on_commit(webhook_processing_queue)
     return new
 
 
-def webhook_events_process(*, limit: int = 5000) -> int:
-    """Refresh the records named by unprocessed events, type by type, then mark the events processed.
+# A processing task's claim on its events lapses after this: the task died, and another takes them.
+WEBHOOK_CLAIM_TIMEOUT = timedelta(minutes=10)
+# A queued processing task that has not started after this is taken for lost (a broker restart), and
+# another is queued.
+WEBHOOK_QUEUE_STALE = timedelta(minutes=2)
+# How far apart our push and HubSpot's event of the same value may be for the event to be its echo.
+WEBHOOK_ECHO_WINDOW = timedelta(minutes=5)
+WEBHOOK_CLAIM_BATCH = 500
 
-    A refresh reads HubSpot's current state, so duplicate and out-of-order events leave the newest state.
-    """
-    from hubspot import registry, sync
 
-    events = list(WebhookEvent.objects.filter(processed_at__isnull=True).order_by("received_at")[:limit])
-    if not events:
-        return 0
+def webhook_processing_queue() -> bool:
+    """Queue a processing task unless one already waits in the queue (it will process every event stored
+    before it starts), so a burst of webhooks queues one task, not one per POST."""
+    from hubspot.tasks import process_webhook_events_task
+
+    now = timezone.now()
+    state = WebhookQueueState.objects.filter(pk=1)
+    taken = state.filter(Q(queued=False) | Q(queued_at__lt=now - WEBHOOK_QUEUE_STALE)).update(
+        queued=True, queued_at=now
+    )
+    if not taken:
+        if state.exists():
+            return False
+        _, created = WebhookQueueState.objects.get_or_create(
+            pk=1, defaults={"queued": True, "queued_at": now}
+        )
+        if not created:
+            return False  # another request created it, queued, a moment ago
+    try:
+        process_webhook_events_task.delay()
+    except (KombuError, OSError) as exc:
+        # The events are stored; the next webhook or beat's sweep queues the task once the broker answers.
+        logger.warning("webhooks: could not queue processing (%s)", exc)
+        state.update(queued=False)
+        return False
+    return True
+
+
+def webhook_processing_started() -> None:
+    """A processing task starts: none waits in the queue any more, so the next webhook queues one."""
+    WebhookQueueState.objects.filter(pk=1).update(queued=False, started_at=timezone.now())
+
+
+def _webhook_events_claim(token: str, size: int) -> list[WebhookEvent]:
+    """Take up to ``size`` unprocessed events no live task holds. The conditional UPDATE is the claim: of two
+    tasks after the same rows one wins (PostgreSQL re-checks the condition after the row lock, SQLite runs
+    writes one at a time), and the loser looks again past what the winner took."""
+    while True:
+        now = timezone.now()
+        free = Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - WEBHOOK_CLAIM_TIMEOUT)
+        pks = list(
+            WebhookEvent.objects.filter(free, processed_at__isnull=True)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:size]
+        )
+        if not pks:
+            return []
+        taken = WebhookEvent.objects.filter(free, pk__in=pks, processed_at__isnull=True).update(
+            claimed_by=token, claimed_at=now
+        )
+        if taken:
+            return list(WebhookEvent.objects.filter(pk__in=pks, claimed_by=token).order_by("pk"))
+
+
+def _same_value(pushed: str, told: str) -> bool:
+    if pushed == told:
+        return True
+    try:  # HubSpot writes numbers its own way ("12.50" comes back as "12.5")
+        return Decimal(pushed) == Decimal(told) and Decimal(told).is_finite()
+    except (InvalidOperation, ValueError):
+        return False
+
+
+def _echoes(events: Sequence[WebhookEvent]) -> set[int]:
+    """The events that only tell us a value we pushed a moment ago: propertyChange events whose value is what
+    a change of ours sent to that record's property within WEBHOOK_ECHO_WINDOW of the event."""
+    candidates = [
+        e
+        for e in events
+        if e.subscription_type.endswith(".propertyChange")
+        and e.object_type
+        and e.object_id
+        and isinstance(e.payload.get("propertyName"), str)
+        and isinstance(e.payload.get("propertyValue"), str)
+    ]
+    if not candidates:
+        return set()
+    since = min(e.occurred_at or e.received_at for e in candidates) - WEBHOOK_ECHO_WINDOW
+    pushed: dict[tuple[str, str, str], list[tuple[str, Any]]] = {}
+    ids_by_type: dict[str, set[str]] = {}
+    for e in candidates:
+        ids_by_type.setdefault(e.object_type, set()).add(e.object_id)
+    for object_type, ids in ids_by_type.items():
+        for chunk in chunks(sorted(ids), 500):
+            rows = Change.objects.filter(
+                object_type=object_type,
+                object_id__in=chunk,
+                kind__in=(ChangeKind.UPDATE, ChangeKind.CREATE),
+                status__in=(ChangeStatus.PUSHING, ChangeStatus.APPLIED),
+                pushed_at__gte=since,
+            ).values_list("object_id", "new", "pushed_at")
+            for object_id, new, pushed_at in rows:
+                for name, value in (new or {}).items():
+                    key = (object_type, object_id, name)
+                    pushed.setdefault(key, []).append(("" if value is None else str(value), pushed_at))
+    echoes = set()
+    for e in candidates:
+        at = e.occurred_at or e.received_at
+        told = e.payload["propertyValue"]
+        for value, pushed_at in pushed.get((e.object_type, e.object_id, e.payload["propertyName"]), []):
+            if abs(at - pushed_at) <= WEBHOOK_ECHO_WINDOW and _same_value(value, told):
+                echoes.add(e.pk)
+                break
+    return echoes
+
+
+def _webhook_events_handle(events: Sequence[WebhookEvent]) -> None:
+    """Read again, type by type, the records the events name (except where an event is only the echo of our
+    own push), then mark each event processed with what was done about it."""
+    from hubspot import sync
+
+    echoes = _echoes(events)
     touched: dict[str, set[str]] = {}
+    outcomes: dict[str, list[int]] = {
+        WebhookOutcome.ECHO: sorted(echoes),
+        WebhookOutcome.REFRESHED: [],
+        WebhookOutcome.IGNORED: [],
+    }
     for event in events:
-        for object_type, object_id in event.payload.get("_touched", []):
-            if registry.find(object_type):
-                touched.setdefault(object_type, set()).add(object_id)
+        if event.pk in echoes:
+            continue
+        named = [(t, i) for t, i in event.payload.get("_touched", []) if registry.find(t)]
+        for object_type, object_id in named:
+            touched.setdefault(object_type, set()).add(object_id)
+        outcomes[WebhookOutcome.REFRESHED if named else WebhookOutcome.IGNORED].append(event.pk)
     for object_type, ids in touched.items():
         sync.refresh_records(object_type, sorted(ids))
-    WebhookEvent.objects.filter(pk__in=[e.pk for e in events]).update(processed_at=timezone.now())
-    return len(events)
+    now = timezone.now()
+    for outcome, pks in outcomes.items():
+        if pks:
+            WebhookEvent.objects.filter(pk__in=pks).update(processed_at=now, outcome=outcome)
+
+
+def webhook_events_process(*, limit: int = 5000) -> int:
+    """Process unprocessed events, a claimed batch at a time; returns how many this call processed.
+
+    Each batch is claimed first, so tasks running side by side never process an event twice. A refresh reads
+    HubSpot's current state, so duplicate and out-of-order events leave the newest state.
+    """
+    token = uuid.uuid4().hex
+    done = 0
+    while done < limit:
+        events = _webhook_events_claim(token, min(WEBHOOK_CLAIM_BATCH, limit - done))
+        if not events:
+            break
+        try:
+            _webhook_events_handle(events)
+        except BaseException:
+            # Let the next task have them at once rather than after the claim lapses.
+            WebhookEvent.objects.filter(claimed_by=token, processed_at__isnull=True).update(
+                claimed_by="", claimed_at=None
+            )
+            raise
+        done += len(events)
+    return done
+
+
+def webhook_events_prune(*, days: int | None = None, batch: int = 10_000) -> int:
+    """Delete processed events received more than ``days`` (HUBSPOT_WEBHOOK_RETENTION_DAYS) ago, a batch at a
+    time so no statement holds the table long; unprocessed ones are kept whatever their age."""
+    keep_days = settings.HUBSPOT_WEBHOOK_RETENTION_DAYS if days is None else days
+    cutoff = timezone.now() - timedelta(days=keep_days)
+    deleted = 0
+    while True:
+        pks = list(
+            WebhookEvent.objects.filter(received_at__lt=cutoff, processed_at__isnull=False)
+            .order_by()
+            .values_list("pk", flat=True)[:batch]
+        )
+        if not pks:
+            return deleted
+        deleted += WebhookEvent.objects.filter(pk__in=pks).delete()[0]

@@ -50,7 +50,17 @@ def sync_reconcile_task() -> int | None:
 
 @shared_task
 def process_webhook_events_task() -> int:
+    """Refresh what stored webhook events name. It first says it has started, so the next webhook queues a
+    task of its own (this one may have claimed its events already); events are claimed, so tasks running
+    side by side (or beat's sweep beside one) never process an event twice."""
+    services.webhook_processing_started()
     return services.webhook_events_process()
+
+
+@shared_task
+def prune_webhook_events_task() -> int:
+    """Beat, daily: drop processed webhook events older than HUBSPOT_WEBHOOK_RETENTION_DAYS."""
+    return services.webhook_events_prune()
 
 
 @shared_task
