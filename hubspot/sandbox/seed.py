@@ -492,6 +492,7 @@ class _Seeder:
         self.contacts: list[_Contact] = []
         self.orders: list[_Order] = []
         self.counts = {"contacts": 0, "orders": 0, "line_items": 0, "carts": 0, "associations": 0}
+        self.made: dict[str, list[Record]] = {}
         self.store_weights = [w for _, w in STORES]
         # Numbers continue after data already there, so seeding twice never repeats a unique value.
         self.order_number = max_number(state, "orders", "hs_external_order_id", "", 100_000)
@@ -522,8 +523,53 @@ class _Seeder:
         if self.full_history:
             rec.history = {k: [(v, created, SOURCE)] for k, v in clean.items()}
         self.state.records[type_name][rid] = rec
-        self.counts[type_name] += 1
+        self.counts[type_name] = self.counts.get(type_name, 0) + 1
+        self.made.setdefault(type_name, []).append(rec)
         return rec
+
+    def spread_updates(self) -> None:
+        """Give every seeded record its own last-modified moment, at or after its creation and its last
+        recorded change, and before ``now``.
+
+        The generators cap a change that would fall in the future at ``now``, which left every recent
+        record with the same timestamp (a hundred contacts at one instant): an incremental client reading
+        "modified after X" would then read them all again on every run. A capped one is spread over the
+        time between its last change and ``now`` (by a hash of its id, so the main random stream, and with
+        it every other seeded value, stays as it was), and equal ones are moved apart by a millisecond.
+        """
+        for records in self.made.values():
+            for rec in records:
+                if rec.updated_ms < self.now:
+                    continue
+                last = max(
+                    [rec.created_ms]
+                    + [
+                        entries[0][1]
+                        for entries in rec.history.values()
+                        if entries and entries[0][1] < self.now
+                    ]
+                )
+                fraction = (int(rec.id) * 2_654_435_761 % 1_000_003) / 1_000_003 if rec.id.isdigit() else 0.5
+                rec.updated_ms = max(last, min(self.now - 1, last + int((self.now - last) * fraction)))
+            ordered = sorted(records, key=lambda r: r.updated_ms)
+            previous = None
+            for rec in ordered:
+                if previous is not None and rec.updated_ms <= previous:
+                    rec.updated_ms = previous + 1
+                previous = rec.updated_ms
+            # Moving apart may have pushed the newest ones to ``now`` or past it: pull them back below.
+            ceiling = self.now
+            for rec in reversed(ordered):
+                if rec.updated_ms >= ceiling:
+                    rec.updated_ms = ceiling - 1
+                ceiling = rec.updated_ms
+                if rec.created_ms > rec.updated_ms:  # only a record made in the very last millisecond
+                    rec.created_ms = rec.updated_ms
+                    key = "createdate" if "createdate" in rec.properties else "hs_createdate"
+                    rec.properties[key] = iso_ms(rec.created_ms)
+            for rec in records:
+                key = "lastmodifieddate" if "lastmodifieddate" in rec.properties else "hs_lastmodifieddate"
+                rec.properties[key] = iso_ms(rec.updated_ms)
 
     def link(self, from_type: str, from_id: str, to_type: str, to_id: str) -> None:
         self.state.associate(from_type, from_id, to_type, to_id)
@@ -865,7 +911,9 @@ def seed(
             seeder.make_contacts(contacts)
             seeder.make_orders(orders)
             seeder.make_carts(carts)
+            seeder.spread_updates()
     finally:
         if gc_was_enabled:
             gc.enable()
     return dict(seeder.counts)
+

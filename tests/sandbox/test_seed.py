@@ -285,3 +285,19 @@ def test_larger_sets_stay_consistent() -> None:
     assert all(len(r.history) <= 1 for r in state.records["line_items"].values())
     converted = sum(1 for c in state.records["carts"].values() if linked(state, "carts", c.id, "orders"))
     assert 250 <= converted <= 300
+
+
+@pytest.mark.parametrize("type_name", ["contacts", "orders", "carts", "line_items"])
+def test_updated_at_is_distinct_and_never_before_created_or_after_now(type_name: str) -> None:
+    # Seeded changes that would fall after "now" used to be capped at it: a hundred recent contacts shared
+    # one updatedAt, and every incremental client read them again on each run.
+    state, _ = seeded(contacts=300, orders=400, carts=200)
+    records = list(state.records[type_name].values())
+    updated = [r.updated_ms for r in records]
+    assert len(set(updated)) == len(updated), Counter(updated).most_common(3)
+    modified_key = "lastmodifieddate" if type_name == "contacts" else "hs_lastmodifieddate"
+    for rec in records:
+        assert rec.created_ms <= rec.updated_ms < NOW
+        assert parse_time_ms(rec.properties[modified_key]) == rec.updated_ms
+        # No change in a record's history is newer than its last-modified moment.
+        assert all(ts <= rec.updated_ms for entries in rec.history.values() for _v, ts, _s in entries)
