@@ -67,7 +67,8 @@ def reset(request: Request, sandbox: Sandbox) -> Response:
 
 
 def seed(request: Request, sandbox: Sandbox) -> Response:
-    """``{"contacts": 50, "orders": 200, "carts": 40, "seed": 1, "hostile": false}`` → counts made."""
+    """``{"contacts": 50, "orders": 200, "carts": 40, "seed": 1, "hostile": false}`` → counts made;
+    ``"companies"``/``"deals"`` add HubSpot's other standard objects tied to the contacts."""
     body = json_body(request)
     counts = sandbox.seed(
         contacts=int(body.get("contacts", 0)),
@@ -76,6 +77,14 @@ def seed(request: Request, sandbox: Sandbox) -> Response:
         seed=int(body.get("seed", 1)),
         hostile=bool(body.get("hostile", False)),
     )
+    companies, deals = int(body.get("companies", 0)), int(body.get("deals", 0))
+    if companies or deals:
+        standard = sandbox.seed_standard(companies=companies, deals=deals, seed=int(body.get("seed", 1)))
+        counts.update(
+            companies=standard["companies"],
+            deals=standard["deals"],
+            associations=counts.get("associations", 0) + standard["associations"],
+        )
     return Response(200, counts)
 
 

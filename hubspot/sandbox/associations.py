@@ -30,7 +30,14 @@ from hubspot.sandbox.objects import (
     record_json,
     validation_error,
 )
-from hubspot.sandbox.state import DEFAULT_ASSOCIATION_TYPES, ObjectType, SandboxState, now_ms
+from hubspot.sandbox.state import (
+    DEFAULT_ASSOCIATION_TYPES,
+    DEFINED_LABELS,
+    ObjectType,
+    SandboxState,
+    is_defined_type,
+    now_ms,
+)
 
 V3_PAGE = 100  # v3 association lists page at 100 (reference §5.1)
 V4_PAGE = 500  # v4 GET pages at 500 (reference §5.2)
@@ -66,14 +73,18 @@ def _as_int(value: str) -> int | str:
 
 
 def _label_of(state: SandboxState, from_type: str, to_type: str, type_id: int) -> str | None:
-    return state.association_labels.get((from_type, to_type), {}).get(type_id)
+    defined = DEFINED_LABELS.get((from_type, to_type), {}).get(type_id)
+    return defined or state.association_labels.get((from_type, to_type), {}).get(type_id)
 
 
 def _spec_json(
     state: SandboxState, from_type: str, to_type: str, category: str, type_id: int
 ) -> dict[str, Any]:
-    """``AssociationSpecWithLabel``: default types have a null label (reference §5.2 labels GET)."""
-    label = None if category == "HUBSPOT_DEFINED" else _label_of(state, from_type, to_type, type_id)
+    """``AssociationSpecWithLabel``: default types have a null label (reference §5.2 labels GET), a
+    "Primary" type its label (the v4 batch read example)."""
+    label = _label_of(state, from_type, to_type, type_id)
+    if category == "HUBSPOT_DEFINED" and type_id not in DEFINED_LABELS.get((from_type, to_type), {}):
+        label = None
     return {"category": category, "typeId": type_id, "label": label}
 
 
@@ -193,19 +204,22 @@ def _v3_type_id(state: SandboxState, f: ObjectType, t: ObjectType, value: str) -
     """A v3 path's association type: a number or a name such as ``order_to_contact``."""
     if value.isdigit():
         type_id = int(value)
-        category = (
-            "HUBSPOT_DEFINED"
-            if DEFAULT_ASSOCIATION_TYPES.get((f.name, t.name)) == type_id
-            else "USER_DEFINED"
-        )
+        category = "HUBSPOT_DEFINED" if is_defined_type(f.name, t.name, type_id) else "USER_DEFINED"
         return category, type_id
-    default = DEFAULT_ASSOCIATION_TYPES.get((f.name, t.name))
-    if default is not None and association_type_name(state, f.name, t.name, default) == value.lower():
-        return "HUBSPOT_DEFINED", default
+    for type_id in _defined_ids(f, t):
+        if association_type_name(state, f.name, t.name, type_id) == value.lower():
+            return "HUBSPOT_DEFINED", type_id
     for type_id in state.association_labels.get((f.name, t.name), {}):
         if association_type_name(state, f.name, t.name, type_id) == value.lower():
             return "USER_DEFINED", type_id
     raise validation_error(f"{value} is not a valid association type between {f.singular} and {t.singular}")
+
+
+def _defined_ids(f: ObjectType, t: ObjectType) -> list[int]:
+    """HubSpot's own type ids from one type to another: the default first, then any "Primary" type."""
+    default = DEFAULT_ASSOCIATION_TYPES.get((f.name, t.name))
+    ids = [default] if default is not None else []
+    return ids + sorted(DEFINED_LABELS.get((f.name, t.name), {}))
 
 
 def v3_put(request: Request, state: SandboxState) -> Response:
@@ -327,9 +341,8 @@ def v3_types(request: Request, state: SandboxState) -> Response:
     """GET /crm/v3/associations/{from}/{to}/types: ``[{id, name}]`` (reference §5.1)."""
     f, t = _pair(request)
     results = []
-    default = DEFAULT_ASSOCIATION_TYPES.get((f.name, t.name))
-    if default is not None:
-        results.append({"id": str(default), "name": association_type_name(state, f.name, t.name, default)})
+    for type_id in _defined_ids(f, t):
+        results.append({"id": str(type_id), "name": association_type_name(state, f.name, t.name, type_id)})
     for type_id in sorted(state.association_labels.get((f.name, t.name), {})):
         results.append({"id": str(type_id), "name": association_type_name(state, f.name, t.name, type_id)})
     return Response(200, {"results": results})
@@ -510,9 +523,9 @@ def v4_batch_archive_labels(request: Request, state: SandboxState) -> Response:
 def labels_list(request: Request, state: SandboxState) -> Response:
     f, t = _pair(request)
     results = []
-    default = DEFAULT_ASSOCIATION_TYPES.get((f.name, t.name))
-    if default is not None:
-        results.append({"category": "HUBSPOT_DEFINED", "typeId": default, "label": None})
+    for type_id in _defined_ids(f, t):
+        label = DEFINED_LABELS.get((f.name, t.name), {}).get(type_id)
+        results.append({"category": "HUBSPOT_DEFINED", "typeId": type_id, "label": label})
     for type_id, label in sorted(state.association_labels.get((f.name, t.name), {}).items()):
         results.append({"category": "USER_DEFINED", "typeId": type_id, "label": label})
     return Response(200, {"results": results})

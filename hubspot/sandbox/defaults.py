@@ -45,7 +45,13 @@ _RETURNS_PIPELINE_CREATED_MS = 1_717_243_200_000  # 2024-06-01
 
 # Object types whose records live in pipelines. Carts are not in HubSpot's list of pipeline objects
 # (reference §4 "Supported objects", §11.2 UNCONFIRMED/likely unsupported).
-PIPELINE_OBJECT_TYPES: frozenset[str] = frozenset({"orders"})
+PIPELINE_OBJECT_TYPES: frozenset[str] = frozenset({"orders", "deals", "tickets"})
+# The record properties that hold a record's pipeline and its stage, per pipeline object type.
+PIPELINE_PROPERTIES: dict[str, tuple[str, str]] = {
+    "orders": ("hs_pipeline", "hs_pipeline_stage"),
+    "tickets": ("hs_pipeline", "hs_pipeline_stage"),
+    "deals": ("pipeline", "dealstage"),
+}
 
 
 def pipeline_json(
@@ -116,7 +122,8 @@ def sync_pipeline_options(state: SandboxState, type_name: str) -> None:
     deals' ``pipeline`` and ``dealstage``), and record writes are validated against those options.
     """
     props = state.properties.get(type_name, {})
-    if "hs_pipeline" not in props and "hs_pipeline_stage" not in props:
+    pipeline_name, stage_name = PIPELINE_PROPERTIES.get(type_name, ("hs_pipeline", "hs_pipeline_stage"))
+    if pipeline_name not in props and stage_name not in props:
         return
     with state.lock:
         pipelines = [p for p in state.pipelines[type_name].values() if not p.get("archived")]
@@ -137,10 +144,10 @@ def sync_pipeline_options(state: SandboxState, type_name: str) -> None:
                         "description": p["label"],
                     }
                 )
-        if "hs_pipeline" in props:
-            props["hs_pipeline"]["options"] = pipeline_options
-        if "hs_pipeline_stage" in props:
-            props["hs_pipeline_stage"]["options"] = stage_options
+        if pipeline_name in props:
+            props[pipeline_name]["options"] = pipeline_options
+        if stage_name in props:
+            props[stage_name]["options"] = stage_options
 
 
 # --- properties -----------------------------------------------------------------------------------
@@ -152,6 +159,8 @@ _CREATED: dict[str, str] = {
     "orders": "2024-03-27T17:10:44.114Z",
     "carts": "2024-03-27T17:10:44.862Z",
 }
+
+_STANDARD_CREATED = "2019-08-06T02:41:08.029Z"  # HubSpot's other standard objects (standard.py)
 
 CURRENCY_CODES: tuple[str, ...] = (
     "USD",
@@ -264,7 +273,7 @@ class _Def:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def json(self, type_name: str, display_order: int) -> dict[str, Any]:
-        created = _CREATED[type_name]
+        created = _CREATED.get(type_name, _STANDARD_CREATED)
         prop: dict[str, Any] = {
             "updatedAt": created,
             "createdAt": created,
@@ -731,5 +740,25 @@ def install_defaults(state: SandboxState, *, enumerated_statuses: bool = True) -
                 existing_props.setdefault(prop["name"], prop)
         for pipeline_id, pipeline in default_pipelines().items():
             state.pipelines["orders"].setdefault(pipeline_id, copy.deepcopy(pipeline))
+        _install_standard(state)
         for type_name in PIPELINE_OBJECT_TYPES:
             sync_pipeline_options(state, type_name)
+
+
+def _install_standard(state: SandboxState) -> None:
+    """HubSpot's other standard objects: their groups, properties and the deal and ticket pipelines."""
+    from hubspot.sandbox import standard
+
+    for type_name, groups in standard.GROUPS.items():
+        existing = state.property_groups[type_name]
+        for order, (name, label) in enumerate(groups):
+            existing.setdefault(
+                name, {"name": name, "label": label, "displayOrder": order, "archived": False}
+            )
+    for type_name, props in standard.property_defs().items():
+        existing_props = state.properties[type_name]
+        for prop in props:
+            existing_props.setdefault(prop["name"], prop)
+    for type_name, pipelines in standard.default_pipelines().items():
+        for pipeline_id, pipeline in pipelines.items():
+            state.pipelines[type_name].setdefault(pipeline_id, pipeline)

@@ -19,16 +19,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from hubspot.sandbox.defaults import active_stages
+from hubspot.sandbox import standard
+from hubspot.sandbox.defaults import PIPELINE_PROPERTIES, active_stages
 from hubspot.sandbox.http import HubSpotError, Request, Response, Router
 from hubspot.sandbox.index import record_written
 from hubspot.sandbox.state import (
     DEFAULT_ASSOCIATION_TYPES,
+    DEFINED_LABELS,
     OBJECT_TYPES,
     ChangeEvent,
     ObjectType,
     Record,
     SandboxState,
+    is_defined_type,
     iso_ms,
     now_ms,
     resolve_type,
@@ -51,14 +54,15 @@ DEFAULT_PROPERTIES: dict[str, tuple[str, ...]] = {
     "orders": ("hs_createdate", "hs_lastmodifieddate", "hs_object_id"),
     "carts": ("hs_createdate", "hs_lastmodifieddate", "hs_object_id"),
     "line_items": ("hs_createdate", "hs_lastmodifieddate", "hs_object_id"),
+    **standard.DEFAULT_PROPERTIES,
 }
 # Required on create (reference §1.2 "Required properties to create records").
-REQUIRED_ON_CREATE: dict[str, tuple[str, ...]] = {"orders": ("hs_order_name",)}
+REQUIRED_ON_CREATE: dict[str, tuple[str, ...]] = {"orders": ("hs_order_name",), **standard.REQUIRED_ON_CREATE}
 # Set by the sandbox itself, never by a client, whatever the property definitions say.
 _SYSTEM_PROPERTIES = frozenset({"hs_object_id", "hs_lastmodifieddate", "lastmodifieddate"})
 # hs_lastmodifieddate is excluded from propertyChange webhooks (reference §7.2).
 _NO_CHANGE_EVENT = frozenset({"hs_lastmodifieddate", "lastmodifieddate"})
-_PIPELINE_PROPERTIES = frozenset({"hs_pipeline", "hs_pipeline_stage"})
+_PIPELINE_PROPERTIES = frozenset(name for pair in PIPELINE_PROPERTIES.values() for name in pair)
 
 # Key of each type inside ``associations`` of an object response, and its singular in v3 ``type``
 # strings such as ``order_to_contact`` (reference §5.1). The line-item key "line items" (with a space) is
@@ -68,6 +72,7 @@ ASSOCIATION_KEYS: dict[str, str] = {
     "orders": "orders",
     "carts": "carts",
     "line_items": "line items",
+    **{name: name for name in OBJECT_TYPES if name not in ("contacts", "orders", "carts", "line_items")},
 }
 # The upper-case name HubSpot uses in "Could not get some ORDER objects" (reference §1.3).
 _ERROR_NAMES: dict[str, str] = {
@@ -75,6 +80,11 @@ _ERROR_NAMES: dict[str, str] = {
     "orders": "ORDER",
     "carts": "CART",
     "line_items": "LINE_ITEM",
+    **{
+        name: t.singular.upper()
+        for name, t in OBJECT_TYPES.items()
+        if name not in ("contacts", "orders", "carts")
+    },
 }
 
 
@@ -362,40 +372,46 @@ def default_pipeline(state: SandboxState, type_name: str) -> dict[str, Any] | No
 def _apply_pipeline_rules(
     state: SandboxState, otype: ObjectType, changes: dict[str, str], record: Record | None
 ) -> None:
-    """An order's hs_pipeline / hs_pipeline_stage must name a live pipeline and one of its stages.
+    """A record's pipeline and stage (an order's or ticket's hs_pipeline / hs_pipeline_stage, a deal's
+    pipeline / dealstage) must name a live pipeline and one of its stages.
 
     Absent on create → the default pipeline and its first stage; a pipeline change without a stage →
-    the new pipeline's first stage (unless the current stage belongs to it). Only orders have pipelines
-    (reference §4: carts are not in the supported list).
+    the new pipeline's first stage (unless the current stage belongs to it). Carts have no pipelines
+    (reference §4: they are not in the supported list).
     """
     pipelines = state.pipelines.get(otype.name)
-    if otype.name != "orders" or not pipelines:
+    names = PIPELINE_PROPERTIES.get(otype.name)
+    if names is None or not pipelines:
         return
+    pipeline_prop, stage_prop = names
     current = record.properties if record is not None else {}
-    pipeline_id = changes.get("hs_pipeline", current.get("hs_pipeline", ""))
+    pipeline_id = changes.get(pipeline_prop, current.get(pipeline_prop, ""))
     if pipeline_id:
         pipeline = pipelines.get(pipeline_id)
         if pipeline is None or pipeline.get("archived"):
             allowed = ", ".join(p["id"] for p in pipelines.values() if not p.get("archived"))
-            message = f"{pipeline_id} was not one of the allowed options: [{allowed}] (not an order pipeline)"
-            raise _invalid_properties([_problem(state, "hs_pipeline", "INVALID_OPTION", message)])
+            message = (
+                f"{pipeline_id} was not one of the allowed options: [{allowed}] "
+                f"(not a{'n' if otype.singular[0] in 'aeiou' else ''} {otype.singular} pipeline)"
+            )
+            raise _invalid_properties([_problem(state, pipeline_prop, "INVALID_OPTION", message)])
     else:
         pipeline = default_pipeline(state, otype.name)
         if pipeline is None:
             return
     stage_ids = [s["id"] for s in active_stages(pipeline)]
-    if "hs_pipeline_stage" in changes:
-        stage_id = changes["hs_pipeline_stage"]
+    if stage_prop in changes:
+        stage_id = changes[stage_prop]
         if stage_id not in stage_ids:
             message = (
                 f"{stage_id or '(empty)'} was not one of the allowed options: [{', '.join(stage_ids)}] "
                 f'(it is not a stage of pipeline {pipeline["id"]} "{pipeline.get("label", "")}")'
             )
-            raise _invalid_properties([_problem(state, "hs_pipeline_stage", "INVALID_OPTION", message)])
-    elif current.get("hs_pipeline_stage") not in stage_ids and stage_ids:
-        changes["hs_pipeline_stage"] = stage_ids[0]
-    if current.get("hs_pipeline") != pipeline["id"]:
-        changes["hs_pipeline"] = pipeline["id"]
+            raise _invalid_properties([_problem(state, stage_prop, "INVALID_OPTION", message)])
+    elif current.get(stage_prop) not in stage_ids and stage_ids:
+        changes[stage_prop] = stage_ids[0]
+    if current.get(pipeline_prop) != pipeline["id"]:
+        changes[pipeline_prop] = pipeline["id"]
 
 
 # --- unique values (idProperty lookups, duplicate checks) ----------------------------------------------
@@ -616,6 +632,9 @@ def association_pair(state: SandboxState, from_type: str, type_id: int) -> str |
     """The type a typed association from ``from_type`` points to (default ids and custom labels)."""
     for (f, t), tid in DEFAULT_ASSOCIATION_TYPES.items():
         if f == from_type and tid == type_id:
+            return t
+    for (f, t), defined in DEFINED_LABELS.items():
+        if f == from_type and type_id in defined:
             return t
     for (f, t), labels in state.association_labels.items():
         if f == from_type and type_id in labels:
@@ -851,9 +870,19 @@ def restore_record(state: SandboxState, type_name: str, record_id: str, *, sourc
 
 
 def association_type_name(state: SandboxState, from_type: str, to_type: str, type_id: int) -> str:
-    """v3's ``type`` string: ``order_to_contact`` for defaults, the label's name for custom labels."""
+    """v3's ``type`` string: ``order_to_contact`` for defaults, the label's name for custom labels.
+
+    Where a pair also has a "Primary" type, v3 names that one ``contact_to_company`` and the default
+    ``contact_to_company_unlabeled`` (the v3 types example of reference §5.1 names id 1 so)."""
+    plain = f"{OBJECT_TYPES[from_type].singular}_to_{OBJECT_TYPES[to_type].singular}"
+    defined = DEFINED_LABELS.get((from_type, to_type))
+    if defined:
+        if type_id in defined:
+            return plain
+        if DEFAULT_ASSOCIATION_TYPES.get((from_type, to_type)) == type_id:
+            return f"{plain}_unlabeled"
     if DEFAULT_ASSOCIATION_TYPES.get((from_type, to_type)) == type_id:
-        return f"{OBJECT_TYPES[from_type].singular}_to_{OBJECT_TYPES[to_type].singular}"
+        return plain
     label = state.association_labels.get((from_type, to_type), {}).get(type_id)
     if label:
         return label.strip().lower().replace(" ", "_")
@@ -922,7 +951,7 @@ def default_type_id(from_type: str, to_type: str) -> int:
 def check_type_id(state: SandboxState, from_type: str, to_type: str, type_id: int, category: str) -> None:
     """A typed association must be the pair's default type or one of its labels (reference §5.3)."""
     if category == "HUBSPOT_DEFINED":
-        if DEFAULT_ASSOCIATION_TYPES.get((from_type, to_type)) == type_id:
+        if is_defined_type(from_type, to_type, type_id):
             return
     elif type_id in state.association_labels.get((from_type, to_type), {}):
         return

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
+from hubspot.sandbox import standard
 from hubspot.sandbox.defaults import GROUPS, options_json
 from hubspot.sandbox.http import HubSpotError, Request, Response, Router
 from hubspot.sandbox.state import (
@@ -84,6 +85,7 @@ _SCHEMA_META: dict[str, dict[str, Any]] = {
         "required": [],
         "searchable": ["hs_cart_name", "hs_external_cart_id"],
     },
+    **standard.schema_meta(),
 }
 _SCHEMA_CREATED = "2019-08-06T02:41:08.029Z"
 
@@ -564,7 +566,9 @@ def archive_group(request: Request, state: SandboxState) -> Response:
     with state.lock:
         group = _group_or_404(state, object_type.name, name)
         # HubSpot's own groups stay, and a group is emptied before it goes (UNCONFIRMED wording).
-        if any(name == g for g, _label in GROUPS.get(object_type.name, ())):
+        if any(
+            name == g for g, _label in GROUPS.get(object_type.name, standard.GROUPS.get(object_type.name, ()))
+        ):
             raise _validation(f"Property group {name} is HubSpot-defined and cannot be archived")
         if any(
             p["groupName"] == name and not p.get("archived")

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from operator import attrgetter, ge, gt, itemgetter, le, lt
 from typing import Any
 
+from hubspot.sandbox import standard
 from hubspot.sandbox.http import Request, Response
 from hubspot.sandbox.index import (
     UNBOUNDED,
@@ -91,6 +92,7 @@ QUERY_PROPERTIES: dict[str, tuple[str, ...]] = {
     "orders": ("hs_order_name", "hs_external_order_id", "hs_billing_address_email"),
     "carts": ("hs_cart_name", "hs_external_cart_id"),
     "line_items": ("name", "hs_sku", "description"),
+    **standard.QUERY_PROPERTIES,
 }
 
 # An id range no narrower than this many records is not worth an index of the other filters' values:

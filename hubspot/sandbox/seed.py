@@ -917,3 +917,115 @@ def seed(
             gc.enable()
     return dict(seeder.counts)
 
+
+# --- HubSpot's other standard objects ---------------------------------------------------------------
+
+_COMPANY_WORDS = (
+    "Northwind",
+    "Bluebird",
+    "Copperleaf",
+    "Harbor",
+    "Juniper",
+    "Lakeside",
+    "Meridian",
+    "Pinecrest",
+)
+_COMPANY_KINDS = ("Outfitters", "Trading", "Supply", "Goods", "Retail", "Sports")
+
+
+def seed_standard(
+    state: SandboxState, *, companies: int, deals: int, seed: int = 1, now: int | None = None
+) -> dict[str, int]:
+    """Add a few companies and deals tied to the seeded contacts (contact→company with the "Primary"
+    type and the unlabelled one, deal→contact and deal→company), as a connector expects to find them.
+
+    Kept apart from ``seed``: its own random stream and id counters, so the sizes, ids and values of the
+    commerce records (contacts, orders, carts, line items) are the same with or without it.
+    """
+    from hubspot.sandbox.standard import DEAL_PIPELINE_ID, DEAL_STAGES
+    from hubspot.sandbox.state import OBJECT_TYPES
+
+    install_defaults(state)
+    rng = random.Random(f"standard-{seed}")
+    at = now_ms() if now is None else now
+    counts = {"companies": 0, "deals": 0, "associations": 0}
+    with state.lock:
+        contacts = sorted(state.live("contacts"), key=lambda r: (len(r.id), r.id))
+
+        def make(type_name: str, props: dict[str, str], created: int, updated: int) -> Record:
+            otype = OBJECT_TYPES[type_name]
+            rid = state.next_id(type_name)
+            values = {
+                "hs_object_id": rid,
+                otype.created_property: iso_ms(created),
+                otype.modified_property: iso_ms(updated),
+                "hs_object_source": SOURCE,
+                "hs_object_source_id": APP_ID,
+                "hs_object_source_label": SOURCE,
+                **props,
+            }
+            clean = {k: v for k, v in values.items() if v}
+            rec = Record(id=rid, properties=clean, created_ms=created, updated_ms=updated)
+            rec.history = {k: [(v, created, SOURCE)] for k, v in clean.items()}
+            state.records[type_name][rid] = rec
+            counts[type_name] += 1
+            return rec
+
+        made_companies: list[Record] = []
+        for n in range(companies):
+            name = (
+                f"{_COMPANY_WORDS[n % len(_COMPANY_WORDS)]} {_COMPANY_KINDS[(n // 3) % len(_COMPANY_KINDS)]}"
+            )
+            if n >= len(_COMPANY_WORDS):
+                name = f"{name} {n // len(_COMPANY_WORDS) + 1}"
+            domain = name.lower().replace(" ", "") + ".example.com"
+            created = at - rng.randint(30 * DAY_MS, 700 * DAY_MS)
+            updated = created + rng.randint(1, 25 * DAY_MS)
+            rec = make(
+                "companies",
+                {
+                    "name": name,
+                    "domain": domain,
+                    "website": f"https://{domain}",
+                    "industry": rng.choice(("RETAIL", "SPORTING_GOODS", "WHOLESALE", "APPAREL_FASHION")),
+                    "type": rng.choice(("PROSPECT", "PARTNER", "RESELLER")),
+                    "lifecyclestage": "customer",
+                    "numberofemployees": str(rng.randint(3, 400)),
+                    "country": rng.choice(("United States", "Canada", "Germany", "United Kingdom")),
+                },
+                created,
+                updated,
+            )
+            made_companies.append(rec)
+        # Each company gets a few contacts; a contact has at most one company, as its primary.
+        for index, contact in enumerate(contacts[: companies * 3] if made_companies else []):
+            company = made_companies[index % len(made_companies)]
+            state.associate("contacts", contact.id, "companies", company.id)
+            state.associate("contacts", contact.id, "companies", company.id, type_id=1)
+            counts["associations"] += 1
+        open_stages = [sid for sid, _label, _p, _closed in DEAL_STAGES]
+        for n in range(deals if contacts else 0):
+            contact = contacts[rng.randrange(min(len(contacts), max(1, companies * 3)))]
+            created = max(contact.created_ms, at - rng.randint(DAY_MS, 300 * DAY_MS))
+            updated = min(at - 1, created + rng.randint(1, 20 * DAY_MS))
+            stage = rng.choice(open_stages)
+            rec = make(
+                "deals",
+                {
+                    "dealname": f"Wholesale order {n + 1}",
+                    "amount": f"{rng.randint(5, 400) * 50}",
+                    "pipeline": DEAL_PIPELINE_ID,
+                    "dealstage": stage,
+                    "dealtype": rng.choice(("newbusiness", "existingbusiness")),
+                    "closedate": iso_ms(updated) if stage in ("closedwon", "closedlost") else "",
+                },
+                created,
+                updated,
+            )
+            state.associate("deals", rec.id, "contacts", contact.id)
+            counts["associations"] += 1
+            for company_id in state.associated("contacts", contact.id, "companies"):
+                state.associate("deals", rec.id, "companies", company_id)
+                state.associate("deals", rec.id, "companies", company_id, type_id=5)
+                counts["associations"] += 1
+    return counts

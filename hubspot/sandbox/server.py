@@ -66,6 +66,10 @@ class SandboxConfig:
     seed_contacts: int = 0
     seed_orders: int = 0
     seed_carts: int = 0
+    # HubSpot's other standard objects (standard.py): a few companies and deals tied to the seeded
+    # contacts. Off by default so the commerce seed's sizes and ids stay what tests and benchmarks expect.
+    seed_companies: int = 0
+    seed_deals: int = 0
     seed: int = 1
     hostile: bool = False
     # fault injection
@@ -209,6 +213,8 @@ class Sandbox:
                 seed=self.config.seed,
                 hostile=self.config.hostile,
             )
+            if self.config.seed_companies or self.config.seed_deals:
+                self.seed_standard(companies=self.config.seed_companies, deals=self.config.seed_deals)
 
     def apply_behaviour(self) -> None:
         switches = objects.behaviour(self.state)
@@ -232,6 +238,14 @@ class Sandbox:
         # whichever request triggered it; the seeded state lives as long as the sandbox, so leave it out.
         gc.freeze()
         return counts
+
+    def seed_standard(self, *, companies: int, deals: int, seed: int | None = None) -> dict[str, int]:
+        """A few companies and deals tied to the seeded contacts (see ``seed.seed_standard``)."""
+        from hubspot.sandbox import seed as seeding
+
+        return seeding.seed_standard(
+            self.state, companies=companies, deals=deals, seed=self.config.seed if seed is None else seed
+        )
 
     def start(self) -> str:
         """Serve in a background thread; returns the base URL."""

@@ -176,11 +176,18 @@ def load(state: SandboxState, path: str | os.PathLike[str]) -> bool:
         state.portal_id = int(data["header"].get("portal_id", state.portal_id))
         # New dict objects rather than cleared ones: caches keyed on them (objects.py's unique-value
         # maps) notice the swap and rebuild.
+        # A type the snapshot does not know (saved before the sandbox served it) keeps the
+        # definitions and pipelines this start installed.
         for name in OBJECT_TYPES:
             state.records[name] = data["records"][name]
-            state.properties[name] = data.get("properties", {}).get(name, {})
-            state.property_groups[name] = data.get("groups", {}).get(name, {})
-            state.pipelines[name] = data.get("pipelines", {}).get(name, {})
+            for section, target in (
+                ("properties", state.properties),
+                ("groups", state.property_groups),
+                ("pipelines", state.pipelines),
+            ):
+                saved = data.get(section, {})
+                if name in saved:
+                    target[name] = saved[name]
         state.associations = data["associations"]
         state.association_labels = {
             (f, t): {int(i): label for i, label in labels.items()} for f, t, labels in data.get("labels", [])

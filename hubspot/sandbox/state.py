@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from hubspot.constants import DEFAULT_ASSOCIATION_TYPES
+from hubspot.constants import DEFAULT_ASSOCIATION_TYPES as _APP_ASSOCIATION_TYPES
 
 # --- object types ---------------------------------------------------------------------------------
 
@@ -36,14 +36,54 @@ OBJECT_TYPES: dict[str, ObjectType] = {
         ObjectType("line_items", "line_item", "0-8", "hs_createdate", "hs_lastmodifieddate", 20_000_000_001),
         ObjectType("orders", "order", "0-123", "hs_createdate", "hs_lastmodifieddate", 30_000_000_001),
         ObjectType("carts", "cart", "0-142", "hs_createdate", "hs_lastmodifieddate", 40_000_000_001),
+        # HubSpot's other standard objects: every account has them (empty unless a client writes some or
+        # the standard seed is asked for). Type ids 0-2/0-3/0-5/0-7/0-14 and the create/modified property
+        # names of companies, deals, tickets and products are HubSpot's documented ones; the engagement
+        # ids (0-27 tasks, 0-46 notes, 0-47 meetings, 0-48 calls, 0-49 emails), 0-18 communications,
+        # 0-116 postal mail, 0-53 invoices, 0-69 subscriptions, 0-101 payments and 0-136 leads are those
+        # integrations use; UNCONFIRMED against a live portal.
+        ObjectType("companies", "company", "0-2", "createdate", "hs_lastmodifieddate", 50_000_000_001),
+        ObjectType("deals", "deal", "0-3", "createdate", "hs_lastmodifieddate", 60_000_000_001),
+        ObjectType("tickets", "ticket", "0-5", "createdate", "hs_lastmodifieddate", 70_000_000_001),
+        ObjectType("products", "product", "0-7", "createdate", "hs_lastmodifieddate", 80_000_000_001),
+        ObjectType("quotes", "quote", "0-14", "hs_createdate", "hs_lastmodifieddate", 90_000_000_001),
+        ObjectType("calls", "call", "0-48", "hs_createdate", "hs_lastmodifieddate", 91_000_000_001),
+        ObjectType("emails", "email", "0-49", "hs_createdate", "hs_lastmodifieddate", 92_000_000_001),
+        ObjectType("meetings", "meeting", "0-47", "hs_createdate", "hs_lastmodifieddate", 93_000_000_001),
+        ObjectType("notes", "note", "0-46", "hs_createdate", "hs_lastmodifieddate", 94_000_000_001),
+        ObjectType("tasks", "task", "0-27", "hs_createdate", "hs_lastmodifieddate", 95_000_000_001),
+        ObjectType(
+            "communications", "communication", "0-18", "hs_createdate", "hs_lastmodifieddate", 96_000_000_001
+        ),
+        ObjectType(
+            "postal_mail", "postal_mail", "0-116", "hs_createdate", "hs_lastmodifieddate", 97_000_000_001
+        ),
+        ObjectType("invoices", "invoice", "0-53", "hs_createdate", "hs_lastmodifieddate", 98_000_000_001),
+        ObjectType(
+            "subscriptions", "subscription", "0-69", "hs_createdate", "hs_lastmodifieddate", 99_000_000_001
+        ),
+        ObjectType(
+            "commerce_payments",
+            "commerce_payment",
+            "0-101",
+            "hs_createdate",
+            "hs_lastmodifieddate",
+            99_500_000_001,
+        ),
+        ObjectType("leads", "lead", "0-136", "hs_createdate", "hs_lastmodifieddate", 99_800_000_001),
     )
 }
+# The object types the app itself syncs; the rest are served generically (standard.py).
+COMMERCE_TYPES: tuple[str, ...] = ("contacts", "line_items", "orders", "carts")
 _ALIASES: dict[str, str] = {}
 for _t in OBJECT_TYPES.values():
     for _alias in (_t.name, _t.singular, _t.type_id):
         _ALIASES[_alias] = _t.name
 # HubSpot's own spelling in some places ("line items" in association keys, "lineitem" in v1-era paths).
 _ALIASES["lineitem"] = _ALIASES["lineitems"] = "line_items"
+# Other spellings HubSpot accepts in paths ("payments" in association keys of the orders guide).
+_ALIASES["payments"] = _ALIASES["payment"] = "commerce_payments"
+_ALIASES["postal_mails"] = "postal_mail"
 
 
 def resolve_type(name: str) -> ObjectType | None:
@@ -62,11 +102,95 @@ def iso_ms(ms: int) -> str:
 
 
 # --- associations -------------------------------------------------------------------------------------
+# Default HUBSPOT_DEFINED association type ids of HubSpot's other standard objects, as pairs
+# (from, to, type id, reverse type id). The unlabelled type of each pair is its default; reference §5.3
+# gives contact↔company 279/280, deal↔contact 3/4, the order and cart rows and line item→deal/quote
+# 20/68. The rest are the Python SDK's ``AssociationType`` values and the associate-records guide's
+# table; not in the reference, so UNCONFIRMED here.
+_STANDARD_PAIRS: tuple[tuple[str, str, int, int], ...] = (
+    ("contacts", "companies", 279, 280),
+    ("deals", "contacts", 3, 4),
+    ("deals", "companies", 341, 342),  # UNCONFIRMED
+    ("contacts", "tickets", 15, 16),  # UNCONFIRMED
+    ("tickets", "companies", 339, 340),  # UNCONFIRMED
+    ("deals", "line_items", 19, 20),
+    ("deals", "tickets", 27, 28),  # UNCONFIRMED
+    ("deals", "quotes", 63, 64),  # UNCONFIRMED
+    ("quotes", "line_items", 67, 68),
+    ("quotes", "contacts", 69, 70),  # UNCONFIRMED
+    ("quotes", "companies", 71, 72),  # UNCONFIRMED
+    ("quotes", "tasks", 217, 218),  # UNCONFIRMED
+    ("orders", "deals", 512, 511),
+    ("orders", "companies", 934, 935),  # the newest doc; the older orders guide lists 509 (primary)
+    ("orders", "tickets", 525, 526),
+    ("orders", "quotes", 730, 731),
+    ("orders", "invoices", 518, 517),
+    ("orders", "commerce_payments", 523, 524),
+    ("orders", "subscriptions", 516, 515),
+    ("orders", "tasks", 726, 727),
+    ("orders", "calls", 772, 773),
+    ("orders", "emails", 776, 777),
+    ("orders", "meetings", 768, 769),
+    ("orders", "notes", 764, 765),
+    ("carts", "deals", 1347, 1346),
+    ("carts", "quotes", 732, 733),
+    # engagements (UNCONFIRMED: SDK enum)
+    ("companies", "calls", 181, 182),
+    ("companies", "emails", 185, 186),
+    ("companies", "meetings", 187, 188),
+    ("companies", "notes", 189, 190),
+    ("companies", "tasks", 191, 192),
+    ("contacts", "calls", 193, 194),
+    ("contacts", "emails", 197, 198),
+    ("contacts", "meetings", 199, 200),
+    ("contacts", "notes", 201, 202),
+    ("contacts", "tasks", 203, 204),
+    ("deals", "calls", 205, 206),
+    ("deals", "emails", 209, 210),
+    ("deals", "meetings", 211, 212),
+    ("deals", "notes", 213, 214),
+    ("deals", "tasks", 215, 216),
+    ("tickets", "calls", 219, 220),
+    ("tickets", "emails", 223, 224),
+    ("tickets", "meetings", 225, 226),
+    ("tickets", "notes", 227, 228),
+    ("tickets", "tasks", 229, 230),
+    ("calls", "meetings", 399, 400),  # UNCONFIRMED
+)
+# The app's own pairs (hubspot.constants) plus the standard ones: (from, to) -> default type id.
+DEFAULT_ASSOCIATION_TYPES: dict[tuple[str, str], int] = dict(_APP_ASSOCIATION_TYPES)
+for _from, _to, _forward, _backward in _STANDARD_PAIRS:
+    DEFAULT_ASSOCIATION_TYPES.setdefault((_from, _to), _forward)
+    DEFAULT_ASSOCIATION_TYPES.setdefault((_to, _from), _backward)
+
+# HUBSPOT_DEFINED types a pair has besides its default: the "Primary" labels (reference §5.2's v4 batch
+# read example shows contact→company 1 "Primary" next to 279). (from, to) -> {type id: label}.
+# contact↔company 1/2 is in the reference; deal↔company 5/6 and ticket↔company 26/25 are the SDK's
+# PRIMARY_* values (UNCONFIRMED); order→company 509/510 is the older orders guide's "primary company".
+DEFINED_LABELS: dict[tuple[str, str], dict[int, str]] = {
+    ("contacts", "companies"): {1: "Primary"},
+    ("companies", "contacts"): {2: "Primary"},
+    ("deals", "companies"): {5: "Primary"},
+    ("companies", "deals"): {6: "Primary"},
+    ("tickets", "companies"): {26: "Primary"},
+    ("companies", "tickets"): {25: "Primary"},
+    ("orders", "companies"): {509: "Primary"},
+    ("companies", "orders"): {510: "Primary"},
+}
+_DEFINED_REVERSE: dict[int, int] = {1: 2, 2: 1, 5: 6, 6: 5, 26: 25, 25: 26, 509: 510, 510: 509}
+
 # Default HUBSPOT_DEFINED association type ids, both directions (reference §5.3).
 # type id -> the type id of the same association seen from the other side
-REVERSE_TYPE_IDS: dict[int, int] = {}
+REVERSE_TYPE_IDS: dict[int, int] = dict(_DEFINED_REVERSE)
 for (_from, _to), _type_id in DEFAULT_ASSOCIATION_TYPES.items():
     REVERSE_TYPE_IDS[_type_id] = DEFAULT_ASSOCIATION_TYPES[(_to, _from)]
+
+
+def is_defined_type(from_type: str, to_type: str, type_id: int) -> bool:
+    """Whether ``type_id`` is one of HubSpot's own (HUBSPOT_DEFINED) types from one type to another."""
+    return DEFAULT_ASSOCIATION_TYPES.get((from_type, to_type)) == type_id or type_id in DEFINED_LABELS.get(
+        (from_type, to_type), {}
+    )
 
 
 # --- records --------------------------------------------------------------------------------------

@@ -398,7 +398,10 @@ class TestLegacyAndSchemas:
         assert body["objectTypeId"] == "0-123"
         assert body["requiredProperties"] == ["hs_order_name"]
         assert body["labels"] == {"singular": "Order", "plural": "Orders"}
-        assert {a["id"] for a in body["associations"]} == {"507", "513", "593"}
+        ids = {a["id"] for a in body["associations"]}
+        # to contacts, line items and carts, and to HubSpot's other standard objects (deal 512, company 934)
+        assert {"507", "513", "593", "512", "934"} <= ids
+        assert all(a["fromObjectTypeId"] == "0-123" for a in body["associations"])
         assert {"associations", "labels", "requiredProperties", "name", "id", "properties"} <= body.keys()
         assert "hs_order_name" in [p["name"] for p in body["properties"]]
 
@@ -467,4 +470,5 @@ def test_the_official_sdk_deserialises_every_answer(sandbox: Any, tmp_path: Path
     assert out["batch"] == [1, 1]
     assert "sdk_group" in out["groups"]
     assert out["schemas"] == 0
-    assert out["schema"] == ["0-142", ["586", "590", "592"]]
+    # carts: to contacts, line items and orders, and to HubSpot's other standard objects (deal, quote)
+    assert out["schema"] == ["0-142", ["1347", "586", "590", "592", "732"]]

@@ -50,6 +50,13 @@ class Command(BaseCommand):
         parser.add_argument("--contacts", type=int, default=200)
         parser.add_argument("--orders", type=int, default=500)
         parser.add_argument("--carts", type=int, default=120)
+        parser.add_argument(
+            "--companies",
+            type=int,
+            default=0,
+            help="seed companies tied to the contacts (HubSpot's standard objects)",
+        )
+        parser.add_argument("--deals", type=int, default=0, help="seed deals tied to contacts and companies")
         parser.add_argument("--hostile", action="store_true", help="plant hostile text in seeded values")
         parser.add_argument("--latency-ms", type=float, default=0.0)
         parser.add_argument("--jitter-ms", type=float, default=0.0)
@@ -79,6 +86,8 @@ class Command(BaseCommand):
             seed_contacts=options["contacts"],
             seed_orders=options["orders"],
             seed_carts=options["carts"],
+            seed_companies=options["companies"],
+            seed_deals=options["deals"],
             hostile=options["hostile"],
             faults=fault_rules(options),
             fault_seed=options["fault_seed"],
@@ -89,7 +98,7 @@ class Command(BaseCommand):
         )
         sandbox = Sandbox(config)
         url = sandbox.start()
-        records = {name: len(records) for name, records in sandbox.state.records.items()}
+        records = {name: len(records) for name, records in sandbox.state.records.items() if records}
         self.stdout.write(self.style.SUCCESS(f"HubSpot sandbox at {url}"))
         self.stdout.write(
             f"token: {config.token or '(any)'}; records: {records}; admin: {url}/_sandbox/stats"
