@@ -326,6 +326,15 @@ HUBSPOT_ASSOCIATION_BATCH = env_int("HUBSPOT_ASSOCIATION_BATCH", 1000)
 # cache's (one call per type) and, when they differ, reads the archived list.
 # Webhooks report deletions at once.
 HUBSPOT_SYNC_DELETION_CHECK_EVERY = env_int("HUBSPOT_SYNC_DELETION_CHECK_EVERY", 10)
+# How often the scheduled sync reads property definitions and order pipelines again, in minutes (a record
+# naming an unknown stage refreshes pipelines at once).
+HUBSPOT_SYNC_DEFINITIONS_EVERY_MIN = env_int("HUBSPOT_SYNC_DEFINITIONS_EVERY_MIN", 15)
+# The HubSpot account's time zone (Settings → Account defaults): "The daily limit resets at midnight based on
+# your time zone setting" (https://developers.hubspot.com/docs/guides/apps/api-usage/usage-details).
+HUBSPOT_ACCOUNT_TIMEZONE = env("HUBSPOT_ACCOUNT_TIMEZONE", "UTC")
+# While the daily limit pauses sync and push, beat's sweep tries one cheap call at most this often (seconds);
+# when HubSpot answers, the pause ends before the reset.
+HUBSPOT_DAILY_LIMIT_PROBE_S = env_int("HUBSPOT_DAILY_LIMIT_PROBE_S", 600)
 # How often beat runs incremental sync, in seconds.
 HUBSPOT_SYNC_INTERVAL_S = env_int("HUBSPOT_SYNC_INTERVAL_S", 60)
 # SQLite only: while a full run writes, the WAL is checkpointed every this many pages (SQLite's default is

@@ -283,6 +283,10 @@ class HubSpotError(Exception):
         self.message = message
         self.status = status
         self.correlation_id = correlation_id
+        # How many times the request was sent before giving up, for messages in plain words.
+        self.attempts = 1
+        # HubSpot's error body as it came (the token redacted), shown to staff on demand.
+        self.body: dict[str, Any] = {}
 
 
 class RateLimited(HubSpotError):
@@ -775,6 +779,7 @@ def _send(
                 f"HubSpot {method} {path} {what}: {type(exc).__name__}: {_redact(str(exc), cfg.token)}",
                 maybe_applied=sent and not repeatable,
             )
+            error.attempts = attempt
             retry_allowed = repeatable or not sent
         else:
             elapsed_ms = (time.monotonic() - started) * 1000
@@ -798,6 +803,9 @@ def _send(
             if status == 404 and not_found_ok_after_retry and attempt > 1:
                 return reply
             error = _error_for(reply, cfg.token)
+            error.attempts = attempt
+            if isinstance(parsed, dict):
+                error.body = json.loads(_redact(json.dumps(parsed), cfg.token))
             if isinstance(error, RateLimited):
                 _stats.add(http_429=1)
             if isinstance(error, DailyLimitReached):

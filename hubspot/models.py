@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -414,9 +415,16 @@ class Change(models.Model):
             models.Index(fields=["-created_at"], name="change_created"),
             # The board's "anything new?" poll: the latest change to any order is one index seek.
             models.Index(fields=["object_type", "updated_at"], name="change_type_updated"),
-            # Sync states of a page of records: a type's unsettled changes (a seek per status) and its changes
-            # applied a moment ago (a range on applied_at), without walking the type's audit log.
+            # Sync states of a page of records, without walking the type's audit log: its changes applied a
+            # moment ago (a range on applied_at) here, its unsettled ones below. That one is partial because
+            # the statuses are skewed (nearly every change is applied), which SQLite's statistics can't see:
+            # with a plain index it scans the table instead.
             models.Index(fields=["object_type", "status", "applied_at"], name="change_type_status"),
+            models.Index(
+                fields=["object_type", "object_id"],
+                condition=models.Q(status__in=UNSETTLED),
+                name="change_unsettled",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -437,6 +445,12 @@ class Change(models.Model):
     @property
     def waiting_for(self) -> list[str]:
         return self.waits_for.split()
+
+    @property
+    def response_json(self) -> str:
+        """HubSpot's answer as JSON, shown on demand: its error body as it came when there is one."""
+        answer = (self.response.get("body") if isinstance(self.response, dict) else None) or self.response
+        return json.dumps(answer, indent=2, sort_keys=True, default=str)
 
     def diff(self) -> list[tuple[str, Any, Any]]:
         """(name, before, after) of each value this change sets, for the timeline."""

@@ -34,7 +34,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -43,7 +43,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from hubspot import client, outbox, pending, registry
+from hubspot import client, outbox, pauses, pending, registry
 from hubspot.models import (
     Change,
     ChangeKind,
@@ -55,10 +55,6 @@ from hubspot.outbox import queue_push, refresh_on_commit
 
 logger = logging.getLogger(__name__)
 
-DAILY_MESSAGE = (
-    "HubSpot's daily API limit is reached. Edits are saved here and reach HubSpot when the limit resets; "
-    "syncing resumes then too."
-)
 AUTH_MESSAGE = (
     "HubSpot rejected the access token, so edits can't be sent. Set HUBSPOT_ACCESS_TOKEN to a valid "
     "private-app token, then press “Sync now”."
@@ -166,20 +162,15 @@ def outbox_sweep() -> int:
     now = timezone.now()
     with transaction.atomic():
         reclaimed = _reclaim_expired(now)
-    ConnectionProblem.objects.filter(kind=ConnectionProblem.Kind.DAILY_LIMIT, until__lt=now).delete()
+    pauses.end_expired(now)
     if Change.objects.filter(status=ChangeStatus.PENDING).exists():
         queue_push(force=True)
     return reclaimed
 
 
 def paused() -> ConnectionProblem | None:
-    """The connection problem that stops pushing now, if any (an expired daily-limit pause is dropped)."""
-    problem = ConnectionProblem.objects.first()
-    if problem is None:
-        return None  # the common case, read without a write (which on SQLite would hold up edits)
-    now = timezone.now()
-    ConnectionProblem.objects.filter(kind=ConnectionProblem.Kind.DAILY_LIMIT, until__lt=now).delete()
-    return ConnectionProblem.objects.first()
+    """The connection problem that stops pushing now, if any (an ended daily-limit pause is dropped)."""
+    return pauses.active()
 
 
 def _mark_started() -> None:
@@ -427,17 +418,16 @@ def push_claim(claim: Claim) -> int:
         with _LeaseKeeper(claim.token):
             return handler(claim)
     except client.DailyLimitReached as exc:
-        until = exc.resets_at or _next_midnight()
-        ConnectionProblem.objects.update_or_create(
-            kind=ConnectionProblem.Kind.DAILY_LIMIT,
-            defaults={"message": DAILY_MESSAGE, "detail": exc.message, "until": until},
+        # Ends at the account's next midnight (or HubSpot's Retry-After), a successful probe, or "Resume now".
+        until = pauses.record_daily_limit(exc).until or pauses.next_daily_reset()
+        _release(
+            claim,
+            at=until,
+            error=f"HubSpot's daily API limit is spent until {pauses.reset_label(until)}; sent then.",
         )
-        _release(claim, at=until, error="HubSpot's daily API limit is reached; sent when it resets.")
     except client.AuthFailed as exc:
-        ConnectionProblem.objects.update_or_create(
-            kind=ConnectionProblem.Kind.AUTH, defaults={"message": AUTH_MESSAGE, "detail": exc.message}
-        )
-        _release(claim, at=_backoff(claim, None), error="HubSpot rejected the access token.")
+        pauses.record_auth_failed(exc, AUTH_MESSAGE)
+        _release(claim, at=_backoff(claim, None), error="HubSpot refused the access token.")
     except (client.RateLimited, client.Retryable) as exc:
         logger.info("push: %d changes wait after %s", len(claim.changes), exc.message[:200])
         error = (
@@ -456,12 +446,6 @@ def push_claim(claim: Claim) -> int:
         )
         raise
     return 0
-
-
-def _next_midnight() -> datetime:
-    # HubSpot resets the daily limit at midnight in the portal's time zone, which we don't know: UTC's.
-    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date()
-    return datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=UTC)
 
 
 def _backoff(claim: Claim, exc: client.HubSpotError | None) -> datetime:
@@ -577,6 +561,8 @@ def _error_response(error: client.HubSpotError | client.BatchError) -> dict[str,
         "sub_category": getattr(error, "sub_category", None),
         "message": error.message,
         "correlation_id": error.correlation_id,
+        # HubSpot's answer as it came, shown on demand beside the message.
+        "body": error.body,
     }
 
 

@@ -7,7 +7,7 @@ import logging
 from celery import Task, shared_task
 from celery.signals import worker_ready
 
-from hubspot import push, services, sync
+from hubspot import client, pauses, push, services, sync
 from hubspot.models import SyncKind
 
 logger = logging.getLogger(__name__)
@@ -30,7 +30,16 @@ def _run(kind: str, *, manual: bool = False, object_types: list[str] | None = No
         logger.info("sync: a %s run is already under way; this one is skipped", kind)
     except sync.SyncHalted as exc:
         logger.info("sync: halted (%s)", exc)
+    except client.HubSpotError as exc:  # run_sync records its own; this is what happened before a run began
+        _hubspot_error("sync", exc)
     return None
+
+
+def _hubspot_error(what: str, exc: client.HubSpotError) -> None:
+    """A HubSpot error a task cannot act on: a rejected token or the daily limit pauses sync and push (the
+    banner says so); anything else waits for the next run. One log line, never a traceback."""
+    pauses.record(exc)
+    logger.warning("%s: %s", what, pauses.plain_words(exc))
 
 
 @shared_task
@@ -54,7 +63,13 @@ def process_webhook_events_task() -> int:
     task of its own (this one may have claimed its events already); events are claimed, so tasks running
     side by side (or beat's sweep beside one) never process an event twice."""
     services.webhook_processing_started()
-    return services.webhook_events_process()
+    if sync.halted() is not None:
+        return 0  # the events wait, unprocessed, for a task after the pause
+    try:
+        return services.webhook_events_process()
+    except client.HubSpotError as exc:
+        _hubspot_error("webhook refresh", exc)
+        return 0
 
 
 @shared_task
@@ -65,20 +80,36 @@ def prune_webhook_events_task() -> int:
 
 @shared_task
 def refresh_records_task(object_type: str, hubspot_ids: list[str]) -> int:
-    return sync.refresh_records(object_type, hubspot_ids).written
+    if sync.halted() is not None:
+        return 0
+    try:
+        return sync.refresh_records(object_type, hubspot_ids).written
+    except client.HubSpotError as exc:
+        _hubspot_error("refresh", exc)
+        return 0
 
 
 @shared_task
 def push_changes_task(change_id: int | None = None) -> int:
     """Send the outbox to HubSpot. It drains every due change, not only ``change_id`` (edits travel in
     batches); running it twice, or after a worker died mid-push, sends nothing twice."""
-    return push.push_outbox()
+    try:
+        return push.push_outbox()
+    except client.HubSpotError as exc:  # push_claim settles its own; this is any call outside a claim
+        _hubspot_error("push", exc)
+        return 0
 
 
 @shared_task
 def push_sweep_task() -> int:
-    """Beat: changes whose worker died go back to pending, and a push is queued while any are pending."""
-    return push.outbox_sweep()
+    """Beat: changes whose worker died go back to pending, and a push is queued while any are pending; while
+    the daily limit pauses everything, a cheap call now and then finds out whether it has lifted."""
+    reclaimed = push.outbox_sweep()
+    try:
+        pauses.probe_daily_limit()
+    except Exception:  # a probe that cannot even be tried must not stop the sweep
+        logger.warning("daily-limit probe failed", exc_info=True)
+    return reclaimed
 
 
 @worker_ready.connect

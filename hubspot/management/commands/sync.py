@@ -55,7 +55,8 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         self.stdout.write("")
         if run.status != SyncStatus.SUCCEEDED:
-            raise CommandError(f"{run.error_message}\nHubSpot said: {run.error_detail}")
+            said = f"\nHubSpot said: {run.error_detail}" if run.error_detail else ""
+            raise CommandError(f"{run.error_message}{said}")
         self.stdout.write(
             self.style.SUCCESS(
                 f"{run.get_kind_display()} sync done in {time.monotonic() - started:.1f} s: "
@@ -94,6 +95,11 @@ class Command(BaseCommand):
                         f"  {len(ids):,} {label}: {', '.join(ids[:SAMPLE])}"
                         + (" …" if len(ids) > SAMPLE else "")
                     )
+            if d.changed_meanwhile:
+                self.stdout.write(
+                    f"  {len(d.changed_meanwhile):,} left out: HubSpot changed them while this ran, or the "
+                    "cache caught up meanwhile"
+                )
             if d.mismatched_properties:
                 worst = sorted(d.mismatched_properties.items(), key=lambda kv: -kv[1])[:10]
                 self.stdout.write("  differing properties: " + ", ".join(f"{k} ({v})" for k, v in worst))
