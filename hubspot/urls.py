@@ -6,6 +6,7 @@ app_name = "hubspot"
 urlpatterns = [
     path("", views.sync_status, name="sync"),
     path("now/", views.sync_now, name="sync-now"),
+    path("resume/", views.sync_resume, name="sync-resume"),
     path("runs/<int:pk>/", views.sync_run, name="sync-run"),
     path("outbox/", views.outbox_section, name="outbox"),
     path("outbox/bulk/", views.outbox_bulk, name="outbox-bulk"),

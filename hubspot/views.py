@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 from django_htmx.middleware import HtmxDetails
 
-from hubspot import health, outbox, registry, services, webhooks
+from hubspot import health, outbox, pauses, registry, services, webhooks
 from hubspot.forms import OutboxActionForm
 from hubspot.models import Change, ConnectionProblem, SyncKind, SyncRun, WebhookEvent, WorkerHeartbeat
 from hubspot.permissions import GROUPS, PIPELINE_ADMIN, SUPPORT, group_required, in_group
@@ -87,11 +87,13 @@ def webhook(request: HttpRequest) -> JsonResponse:
 @group_required(SUPPORT)
 @require_GET
 def sync_status(request: HttpRequest) -> HttpResponse:
+    pauses.end_expired()
     context = {
         "heartbeat": WorkerHeartbeat.objects.latest_beat(),
         "worker_alive": WorkerHeartbeat.objects.is_alive(),
         "broker": health.check_broker(),
         "problems": list(ConnectionProblem.objects.all()),
+        "may_resume": in_group(request.user, PIPELINE_ADMIN),
         "runs": list(SyncRun.objects.recent(25)),
         "events": list(WebhookEvent.objects.all()[:50]),
         "outbox": outbox.outbox_summary(),
@@ -123,6 +125,30 @@ def sync_now(request: HttpRequest) -> HttpResponse:
         messages.success(request, "A sync has been queued. HubSpot's latest changes will show in a moment.")
     else:
         messages.error(request, "Unknown kind of sync; nothing was started.")
+    daily = ConnectionProblem.objects.filter(kind=ConnectionProblem.Kind.DAILY_LIMIT).first()
+    if daily is not None:
+        messages.warning(
+            request,
+            "HubSpot's daily API limit pauses syncing, so the sync waits for the pause to end"
+            f"{' at ' + pauses.reset_label(daily.until) if daily.until else ''}. A Pipeline admin can "
+            "resume now.",
+        )
+    return redirect("hubspot:sync")
+
+
+@group_required(PIPELINE_ADMIN)
+@require_POST
+def sync_resume(request: HttpRequest) -> HttpResponse:
+    """The "Resume now" of a daily-limit pause: end it, and queue a sync and a push at once."""
+    ended = pauses.resume_now()
+    logger.info("daily-limit pause ended by %s", request.user.get_username())
+    messages.success(
+        request,
+        "Resumed: a sync and a push are queued. If HubSpot still refuses, the pause comes back until the "
+        "reset."
+        if ended
+        else "Nothing was paused; a sync and a push are queued anyway.",
+    )
     return redirect("hubspot:sync")
 
 
