@@ -32,3 +32,8 @@ class OrdersConfig(AppConfig):
             ),
             "order",
         )
+        from hubspot.forms import register_correction
+        from orders.forms import stage_correction
+
+        # A failed move is corrected by choosing a stage of the order's pipeline, never by typing ids.
+        register_correction("orders", stage_correction)

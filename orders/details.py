@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from carts.models import Cart
 from hubspot.models import Association, Contact, LineItem, PropertyDefinition, WebhookEvent
 from hubspot.registry import parse_datetime
+from hubspot.values import parse_property_value
 from orders.models import Order
 
 # Moves go through the board, where the pipeline's rules apply; the drawer shows these but doesn't edit them.
@@ -106,42 +106,10 @@ def field_for(order: Order, name: str) -> Field | None:
 
 
 def clean_value(f: Field, raw: str) -> tuple[str, str]:
-    """(value to send, error message): the value in HubSpot's string form, checked against the type."""
-    raw = raw.strip()
-    if raw == "":
-        return "", ""  # HubSpot clears a value with ""
-    if f.options:
-        values = raw.split(";") if f.field_type == "checkbox" else [raw]
-        allowed = {v for v, _ in f.options}
-        if any(v not in allowed for v in values):
-            return "", f"Choose one of the options for {f.label}."
-        return raw, ""
-    if f.type == "number":
-        try:
-            number = Decimal(raw)
-        except InvalidOperation:
-            return "", f"{f.label} takes a number."
-        return (str(number) if number.is_finite() else ""), (
-            "" if number.is_finite() else f"{f.label} takes a number."
-        )
-    if f.type == "date":
-        try:
-            return date.fromisoformat(raw).isoformat(), ""
-        except ValueError:
-            return "", f"{f.label} takes a date (YYYY-MM-DD)."
-    if f.type == "datetime":
-        try:
-            moment = datetime.fromisoformat(raw)
-        except ValueError:
-            return "", f"{f.label} takes a date and time."
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z"), ""
-    if f.type == "bool":
-        if raw.lower() not in ("true", "false"):
-            return "", f"{f.label} is yes or no."
-        return raw.lower(), ""
-    if len(raw) > 65_536:
-        return "", f"{f.label} is too long for HubSpot (65,536 characters at most)."
-    return raw, ""
+    """(value to send, error message): the value in HubSpot's string form, checked against the type (the
+    same parser checks the values a move asks for and a retry's corrections)."""
+    options = [v for v, _ in f.options] if f.options or f.type == "enumeration" else None
+    return parse_property_value(raw, type=f.type, field_type=f.field_type, options=options, label=f.label)
 
 
 def associated(order: Order) -> dict[str, list[str]]:

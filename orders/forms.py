@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from django import forms
+from django.forms import BoundField
 
+from hubspot.forms import OwnedCorrection, PropertyValueField, definitions_for
+from hubspot.models import Change
+from orders.models import Order
 from pipelines.models import Pipeline, Stage
+from pipelines.rules import STAGE_PROPERTIES, check_move_from, move_properties
+
+if TYPE_CHECKING:
+    from hubspot.mirror import MirroredObject
 
 SYNC_STATES = [
     ("", "Any sync state"),
@@ -49,12 +59,161 @@ class BoardFilterForm(forms.Form):
         return {k: v for k, v in self.cleaned_data.items() if v not in (None, "", False)}
 
 
-class MoveForm(forms.Form):
-    """A move from a card (drag, "Move to…", or the required-values prompt)."""
+# The largest id a database key holds: bigger numbers are no stage at all (and never reach a query).
+MAX_ID = 2**63 - 1
+# Cards one bulk move may name (the board selects them by hand; "all matching" is the other scope).
+MAX_SELECTED = 5_000
+_HUBSPOT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
-    stage = forms.IntegerField()
-    # The stage the person saw the card in: if someone else moved it meanwhile, the move is refused.
-    from_stage = forms.IntegerField(required=False)
+
+def _id_or_none(raw: Any) -> int | None:
+    try:
+        value = int(str(raw).strip())
+    except (TypeError, ValueError):
+        return None
+    return value if 1 <= value <= MAX_ID else None
+
+
+def _move_fields(order_type: str, stage: Stage) -> dict[str, PropertyValueField]:
+    """One typed input per property the stage requires (read-only ones can't be given, so none)."""
+    names = move_properties(stage)
+    definitions = definitions_for(order_type, names)
+    fields: dict[str, PropertyValueField] = {}
+    for name in names:
+        definition = definitions.get(name)
+        if definition is not None and not definition.editable:
+            continue
+        field = PropertyValueField(name=name, definition=definition)
+        field.widget.attrs["required"] = True
+        fields[f"prop_{name}"] = field
+    return fields
+
+
+class MoveForm(forms.Form):
+    """A move from a card (drag, "Move to…", or the required-values prompt): a stage of the order's
+    pipeline, the stage the card was seen in, and the target stage's required properties, typed; nothing
+    else reaches the move."""
+
+    stage = forms.IntegerField(
+        min_value=1,
+        max_value=MAX_ID,
+        error_messages={
+            "required": "Choose a stage to move it to.",
+            "invalid": "That stage doesn't exist (any more). Refresh the board.",
+            "min_value": "That stage doesn't exist (any more). Refresh the board.",
+            "max_value": "That stage doesn't exist (any more). Refresh the board.",
+        },
+    )
+    # The stage the person saw the card in (0: in no stage): if it moved meanwhile, the move is refused.
+    from_stage = forms.IntegerField(min_value=0, max_value=MAX_ID)
+
+    def __init__(self, *args: Any, order: Order, **kwargs: Any) -> None:
+        kwargs.setdefault("auto_id", False)  # a board may show several cards' prompts at once
+        super().__init__(*args, **kwargs)
+        self.order = order
+        self.pipeline = order.pipeline
+        self.target = self._target()
+        if self.target is not None:
+            self.fields.update(_move_fields("orders", self.target))
+
+    def _target(self) -> Stage | None:
+        pk = _id_or_none(self.data.get("stage")) if self.is_bound else None
+        if pk is None or self.pipeline is None:
+            return None
+        return (
+            Stage.objects.filter(pk=pk, pipeline=self.pipeline, archived=False)
+            .select_related("pipeline")
+            .first()
+        )
+
+    def clean_stage(self) -> Stage:
+        if self.target is None:
+            if Stage.objects.filter(pk=self.cleaned_data["stage"], archived=False).exists():
+                raise forms.ValidationError("That stage belongs to another pipeline.")
+            raise forms.ValidationError("That stage doesn't exist (any more). Refresh the board.")
+        return self.target
+
+    def values(self) -> dict[str, str]:
+        """The required properties given, by name (after is_valid)."""
+        return {
+            f.property_name: self.cleaned_data[key]
+            for key, f in self.fields.items()
+            if isinstance(f, PropertyValueField) and self.cleaned_data.get(key)
+        }
+
+    def prompt(self, names: list[str]) -> list[BoundField]:
+        """The inputs that ask for these properties."""
+        return [self[f"prop_{n}"] for n in names if f"prop_{n}" in self.fields]
+
+    def property_errors(self) -> list[str]:
+        return [n[len("prop_") :] for n in self.errors if n.startswith("prop_")]
+
+    def error_text(self) -> str:
+        return " ".join(str(e) for errors in self.errors.values() for e in errors)
+
+
+class HubSpotIdsField(forms.Field):
+    """Record ids from checkboxes or hidden inputs: each a HubSpot id (or a temporary one), a bounded list."""
+
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value: Any) -> list[str]:
+        if not value:
+            return []
+        ids = [str(v).strip() for v in (value if isinstance(value, list | tuple) else [value])]
+        if len(ids) > MAX_SELECTED:
+            raise forms.ValidationError(
+                f"Select at most {MAX_SELECTED:,} cards at a time, or use “all matching”."
+            )
+        if any(not _HUBSPOT_ID.fullmatch(i) for i in ids):
+            raise forms.ValidationError("Some selected cards aren't orders of this board; refresh the board.")
+        return list(dict.fromkeys(ids))
+
+
+class SeenStagesField(HubSpotIdsField):
+    """The confirmation's promise: each order it described, with the stage it was in ("id:stage")."""
+
+    def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
+        pairs = [str(v) for v in (value if isinstance(value, list | tuple) else [value] if value else [])]
+        if len(pairs) > MAX_SELECTED:
+            raise forms.ValidationError("The confirmation is out of date; start the move again.")
+        return pairs
+
+    def seen(self, pairs: list[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for pair in pairs:
+            hubspot_id, _, stage = pair.partition(":")
+            stage_pk = _id_or_none(stage) if stage != "0" else 0
+            if _HUBSPOT_ID.fullmatch(hubspot_id) and stage_pk is not None:
+                found[hubspot_id] = stage_pk
+        return found
+
+
+class BulkMoveForm(forms.Form):
+    """A bulk move: the selected cards or all orders matching the board's filters, into one stage of the
+    board; the confirmation carries what it showed (each order's stage then), so an order moved meanwhile is
+    left where it is."""
+
+    stage = forms.IntegerField(
+        min_value=1,
+        max_value=MAX_ID,
+        error_messages={
+            "required": "Choose the stage to move them to.",
+            "invalid": "Choose the stage to move them to from the list.",
+            "min_value": "Choose the stage to move them to from the list.",
+            "max_value": "Choose the stage to move them to from the list.",
+        },
+    )
+    scope = forms.ChoiceField(
+        choices=[("selected", "Selected cards"), ("all", "All matching the filters")], required=False
+    )
+    selected = HubSpotIdsField(required=False)
+    filters = forms.CharField(max_length=2000, required=False)
+    confirm = forms.BooleanField(required=False)
+    seen = SeenStagesField(required=False)
+    # More orders than a confirmation lists (a background move): those whose stage changed after it
+    # was shown stay where they are.
+    shown_at = forms.DateTimeField(required=False)
 
     def __init__(self, *args: Any, pipeline: Pipeline, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -62,15 +221,67 @@ class MoveForm(forms.Form):
 
     def clean_stage(self) -> Stage:
         stage = (
-            Stage.objects.filter(pk=self.cleaned_data["stage"], archived=False)
+            self.pipeline.stages.filter(pk=self.cleaned_data["stage"], archived=False)
             .select_related("pipeline")
             .first()
         )
         if stage is None:
-            raise forms.ValidationError("That stage doesn't exist (any more). Refresh the board.")
-        if stage.pipeline_id != self.pipeline.pk:
-            raise forms.ValidationError("That stage belongs to another pipeline.")
+            raise forms.ValidationError("That stage isn't on this board; choose the stage to move them to.")
         return stage
+
+    def clean_scope(self) -> str:
+        return self.cleaned_data.get("scope") or "selected"
+
+    def seen_stages(self) -> dict[str, int] | None:
+        """{order id: stage pk when the confirmation was shown}, or None when it listed none."""
+        if not self.cleaned_data.get("seen") and "seen" not in self.data:
+            return None
+        field = self.fields["seen"]
+        assert isinstance(field, SeenStagesField)
+        return field.seen(self.cleaned_data.get("seen") or [])
+
+    def error_text(self) -> str:
+        return " ".join(str(e) for errors in self.errors.values() for e in errors)
+
+
+def stage_correction(record: MirroredObject, change: Change) -> OwnedCorrection | None:
+    """A failed move is corrected by choosing a stage of the order's pipeline (the one HubSpot has it in),
+    under the pipeline's rules; its pipeline and stage ids are never typed."""
+    if not STAGE_PROPERTIES & set(change.new) or not isinstance(record, Order):
+        return None
+    order = record
+    before = str(change.base.get("hs_pipeline") or "")
+    pipeline = (
+        Pipeline.objects.filter(object_type="orders", hubspot_id=before).first() if before else None
+    ) or order.pipeline
+    if pipeline is None:
+        return OwnedCorrection(names=STAGE_PROPERTIES)
+    stages = list(
+        pipeline.stages.filter(archived=False).select_related("pipeline").order_by("display_order", "label")
+    )
+    by_id = {s.hubspot_id: s for s in stages}
+    sent = str(change.new.get("hs_pipeline_stage") or "")
+    message = f"Choose a stage of {pipeline.label}."
+    field = forms.ChoiceField(
+        label="Stage",
+        choices=[("", "Choose a stage…"), *((s.hubspot_id, s.label) for s in stages)],
+        initial=sent if sent in by_id else "",
+        error_messages={"required": message, "invalid_choice": message},
+    )
+    current = by_id.get(str(change.base.get("hs_pipeline_stage") or ""))
+
+    def clean(data: Mapping[str, Any], values: Mapping[str, str]) -> dict[str, str]:
+        chosen = data.get("prop_hs_pipeline_stage")
+        if not chosen:
+            return {}
+        stage = by_id[chosen]
+        check = check_move_from(order, current, stage, values)
+        if not check.allowed:
+            hint = " Discard this and move the card on the board to give it." if check.missing else ""
+            raise forms.ValidationError(check.reason + hint)
+        return {"hs_pipeline": pipeline.hubspot_id, "hs_pipeline_stage": stage.hubspot_id}
+
+    return OwnedCorrection(names=STAGE_PROPERTIES, fields={"prop_hs_pipeline_stage": field}, clean=clean)
 
 
 class SavedViewForm(forms.Form):

@@ -8,6 +8,7 @@ from typing import Any, cast
 
 from django.contrib import messages
 from django.contrib.auth.models import User
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -19,10 +20,10 @@ from hubspot.permissions import SUPPORT, group_required
 from hubspot.views import HtmxHttpRequest
 from orders import board as boards
 from orders import details, edits
-from orders.forms import BoardFilterForm, MoveForm, SavedViewForm
+from orders.forms import BoardFilterForm, BulkMoveForm, MoveForm, SavedViewForm
 from orders.models import Order, SavedView
 from pipelines.models import Pipeline, Stage
-from pipelines.rules import check_move
+from pipelines.rules import check_move, move_properties
 
 TABLE_PAGE = 50
 
@@ -116,33 +117,78 @@ def move(request: HtmxHttpRequest, hubspot_id: str) -> HttpResponse:
     order = get_object_or_404(
         Order.objects.select_related("stage", "pipeline"), hubspot_id=hubspot_id, archived=False
     )
-    pipeline = order.pipeline
-    if pipeline is None:
+    if order.pipeline is None:
         return _card_refused(request, order, "This order has no pipeline in the cache yet; sync first.")
-    form = MoveForm(request.POST, pipeline=pipeline)
+    form = MoveForm(request.POST, order=order)
     if not form.is_valid():
-        return _card_refused(
-            request, order, " ".join(str(e) for errors in form.errors.values() for e in errors)
-        )
-    stage = form.cleaned_data["stage"]
-    seen_in = form.cleaned_data.get("from_stage")
-    if seen_in is not None and seen_in != order.stage_id:
-        where = order.stage.label if order.stage else "no stage"
-        return _card_refused(
-            request, order, f"Someone moved this order to “{where}” meanwhile; it stays there."
-        )
-    values = {k[len("prop_") :]: str(v).strip() for k, v in request.POST.items() if k.startswith("prop_")}
-    check = check_move(order, stage, values)
+        return _move_invalid(request, order, form)
+    stage, seen_in = form.cleaned_data["stage"], form.cleaned_data["from_stage"]
+    if order.stage_id == stage.pk:
+        return _card_unchanged(request, order, seen_in)
+    if (order.stage_id or 0) != seen_in:
+        return _moved_meanwhile(request, order, seen_in)
+    check = check_move(order, stage, form.values())
     if not check.allowed:
+        prompt = form.prompt(check.missing)
         return _card_refused(
-            request, order, check.reason, prompt_stage=stage if check.missing else None, missing=check.missing
+            request, order, check.reason, prompt_stage=stage if prompt else None, prompt=prompt
         )
     old_stage = order.stage
-    edits.order_move_to_stage(order=order, stage=stage, by=_user(request), values=values)
+    try:
+        edits.order_move_to_stage(
+            order=order, stage=stage, by=_user(request), values=form.values(), seen_in=seen_in
+        )
+    except edits.MovedMeanwhile:
+        return _moved_meanwhile(request, order, seen_in)
     if not request.htmx:
         messages.success(request, f"Moved “{order}” to {stage.label}.")
-        return redirect(reverse("orders:board", args=[pipeline.pk]) + "?" + request.POST.get("filters", ""))
-    return _card_moved(request, order, pipeline, old_stage)
+        return redirect(_board_url(order.pipeline_id, request.POST.get("filters", "")))
+    return _card_moved(request, order, order.pipeline, old_stage)
+
+
+def _board_url(pipeline_pk: int | None, filters: str) -> str:
+    """The board a move came from, with its filters (re-encoded: they came from the client)."""
+    url = reverse("orders:board", args=[pipeline_pk]) if pipeline_pk else reverse("orders:boards")
+    query = QueryDict(filters[:2000]).urlencode()
+    return f"{url}?{query}" if query else url
+
+
+def _move_invalid(request: HtmxHttpRequest, order: Order, form: MoveForm) -> HttpResponse:
+    """A move that doesn't parse: a bad stage, no stage seen, or a required value of the wrong type."""
+    if "stage" in form.errors:
+        return _card_refused(request, order, " ".join(str(e) for e in form.errors["stage"]))
+    if "from_stage" in form.errors:
+        return _moved_meanwhile(request, order, None)
+    target = form.target
+    assert target is not None  # the stage parsed, so the errors are the typed values'
+    missing = check_move(order, target).missing
+    names = [n for n in move_properties(target) if n in missing or n in form.property_errors()]
+    return _card_refused(request, order, form.error_text(), prompt_stage=target, prompt=form.prompt(names))
+
+
+def _moved_meanwhile(request: HtmxHttpRequest, order: Order, seen_in: int | None) -> HttpResponse:
+    """Refuse a move from an out-of-date card: say who moved the order, and show it where it is."""
+    where = order.stage.label if order.stage else "no stage"
+    who = edits.who_moved(order)
+    if seen_in is None:
+        reason = (
+            f"Nothing moved: this move didn't say which stage the card was in. The order is in “{where}” "
+            f"({who} moved it there); move it again from there."
+        )
+    else:
+        reason = f"{who} moved this order to “{where}” meanwhile; it stays there."
+    seen = order.pipeline.stages.filter(pk=seen_in).first() if seen_in and order.pipeline else None
+    return _card_refused(request, order, reason, columns=[seen, order.stage])
+
+
+def _card_unchanged(request: HtmxHttpRequest, order: Order, seen_in: int) -> HttpResponse:
+    """A move to the stage the order is in already: nothing is recorded, sent or reset."""
+    label = order.stage.label if order.stage else "this stage"
+    notice = f"Already in “{label}”; nothing changed."
+    if (order.stage_id or 0) != seen_in:
+        notice += f" {edits.who_moved(order)} moved it there meanwhile."
+    seen = order.pipeline.stages.filter(pk=seen_in).first() if seen_in and order.pipeline else None
+    return _card_refused(request, order, "", notice=notice, columns=[seen, order.stage])
 
 
 def _move_form(request: HtmxHttpRequest, hubspot_id: str) -> HttpResponse:
@@ -196,24 +242,42 @@ def _card_refused(
     order: Order,
     reason: str,
     *,
-    prompt_stage: Any = None,
-    missing: list[str] | None = None,
+    prompt_stage: Stage | None = None,
+    prompt: list[Any] | None = None,
+    columns: list[Stage | None] | None = None,
+    notice: str = "",
 ) -> HttpResponse:
-    """Nothing changes: the card goes back where it was and says why (or asks for the missing values)."""
+    """Nothing changes: the card goes back to the column of the stage it is in and says why (or asks for the
+    missing values); ``columns`` are stages whose headers the page shows out of date (a stale card's)."""
     if not request.htmx:
-        messages.error(request, reason)
-        return redirect(reverse("orders:board", args=[order.pipeline_id]) if order.pipeline_id else "/")
-    from hubspot.models import PropertyDefinition
-
-    definitions = {
-        d.name: d for d in PropertyDefinition.objects.filter(object_type="orders", name__in=missing or [])
-    }
-    prompt = [(name, definitions.get(name)) for name in missing or []]
-    context = _card_context(request, order, refusal=reason, prompt_stage=prompt_stage, prompt=prompt)
-    response = render(request, "orders/board.html#card", context)
+        (messages.info if notice else messages.error)(request, reason or notice)
+        return redirect(_board_url(order.pipeline_id, request.POST.get("filters", "")))
+    headers = _column_headers(request, order.pipeline, columns or [])
+    context = _card_context(
+        request,
+        order,
+        refusal=reason,
+        prompt_stage=prompt_stage,
+        prompt=prompt or [],
+        notice=notice,
+        headers=headers,
+    )
+    response = render(request, "orders/board.html#moved-card", context)
     return trigger_client_event(
         response, "moveRefused", {"order": order.hubspot_id, "stage": order.stage_id}, after="swap"
     )
+
+
+def _column_headers(
+    request: HtmxHttpRequest, pipeline: Pipeline | None, stages: list[Stage | None]
+) -> list[tuple[Stage, Any]]:
+    """Fresh headers (counts and sums under the board's filters) of these columns of the board."""
+    live = {s.pk: s for s in stages if s is not None and pipeline and s.pipeline_id == pipeline.pk}
+    if pipeline is None or not live:
+        return []
+    ordered = sorted(live.values(), key=lambda s: (s.display_order, s.label))
+    totals = boards.column_totals(pipeline, BoardFilterForm(_board_query(request)).active(), list(live))
+    return [(s, totals[s.pk]) for s in ordered if not s.archived]
 
 
 def _without(query: QueryDict, *names: str) -> str:
@@ -448,56 +512,104 @@ def describe_filters(filters: dict[str, Any]) -> str:
 @group_required(SUPPORT)
 @require_POST
 def bulk_move(request: HtmxHttpRequest, pipeline_pk: int) -> HttpResponse:
-    """Move the selected cards, or all orders matching the filters, after a confirmation stating the scope."""
+    """Move the selected cards, or all orders matching the filters, after a confirmation stating the scope;
+    orders that changed stage after the confirmation was shown stay where they are."""
     pipeline = get_object_or_404(Pipeline.objects.for_orders(), pk=pipeline_pk)
-    stage = pipeline.stages.filter(pk=request.POST.get("stage") or 0, archived=False).first()
-    filters = BoardFilterForm(_board_query(request)).active()
-    scope = request.POST.get("scope", "selected")
+    form = BulkMoveForm(request.POST, pipeline=pipeline)
+    valid = form.is_valid()
+    data = form.cleaned_data
+    scope = data.get("scope") or "selected"
+    orders, described = _bulk_scope(pipeline, scope, data.get("selected") or [], _board_query(request))
+    context: dict[str, Any] = {
+        "pipeline": pipeline,
+        "stage": data.get("stage"),
+        "scope": scope,
+        "described": described,
+        "filters": data.get("filters") or "",
+        "selected": data.get("selected") or [],
+        "count": orders.count(),
+    }
+    if not valid:
+        context["error"] = form.error_text()
+    elif context["count"] == 0:
+        context["error"] = "No orders are selected."
+    elif data.get("confirm") and not data.get("shown_at"):
+        context["error"] = "This confirmation is out of date; choose the stage and move them again."
+    if "error" in context or not data.get("confirm"):
+        if "error" not in context:
+            context.update(_bulk_promise(orders, context["count"]))
+        return render(request, "orders/board.html#bulk-confirm", context)
+    summary, warn = _bulk_run(request, orders, data["stage"], described, form.seen_stages(), data["shown_at"])
+    (messages.warning if warn else messages.success)(request, summary)
+    if not request.htmx:
+        return redirect(_board_url(pipeline.pk, context["filters"]))
+    response = render(request, "orders/board.html#bulk-done", {})
+    return trigger_client_event(response, "boardChanged", {})
+
+
+def _bulk_scope(
+    pipeline: Pipeline, scope: str, selected: list[str], query: QueryDict
+) -> tuple[QuerySet[Order], str]:
+    """The orders a bulk move names, and how the confirmation describes them."""
     if scope == "all":
+        filters = BoardFilterForm(query).active()
         orders = boards.filtered(pipeline, filters)
         described = f"all {orders.count():,} orders matching the filters" + (
             f" ({describe_filters(filters)})" if filters else " (no filters: every order on this board)"
         )
-    else:
-        ids = request.POST.getlist("selected")
-        orders = Order.objects.filter(pipeline=pipeline, archived=False, hubspot_id__in=ids)
-        described = f"{orders.count():,} selected order{'s' if orders.count() != 1 else ''}"
-    context: dict[str, Any] = {
-        "pipeline": pipeline,
-        "stage": stage,
-        "scope": scope,
-        "described": described,
-        "post": request.POST,
-        "count": orders.count(),
-    }
-    if stage is None:
-        context["error"] = "Choose the stage to move them to."
-    elif context["count"] == 0:
-        context["error"] = "No orders are selected."
-    if stage is None or "error" in context or request.POST.get("confirm") != "1":
-        return render(request, "orders/board.html#bulk-confirm", context)
-    ids = list(orders.values_list("hubspot_id", flat=True))
-    if len(ids) > BULK_IN_REQUEST:
+        return orders, described
+    orders = Order.objects.filter(pipeline=pipeline, archived=False, hubspot_id__in=selected)
+    count = orders.count()
+    return orders, f"{count:,} selected order{'s' if count != 1 else ''}"
+
+
+def _bulk_promise(orders: QuerySet[Order], count: int) -> dict[str, Any]:
+    """What the confirmation shows, carried with it: when, and (for a move made in the request) each
+    order's stage then."""
+    promise: dict[str, Any] = {"shown_at": timezone.now().isoformat()}
+    if count <= BULK_IN_REQUEST:
+        promise["seen"] = [
+            f"{hubspot_id}:{stage_pk or 0}"
+            for hubspot_id, stage_pk in orders.values_list("hubspot_id", "stage_id")
+        ]
+    return promise
+
+
+def _bulk_run(
+    request: HtmxHttpRequest,
+    orders: QuerySet[Order],
+    stage: Stage,
+    described: str,
+    seen: dict[str, int] | None,
+    shown_at: Any,
+) -> tuple[str, bool]:
+    """Move them (in a worker when there are many): the summary for the page, and whether it warns."""
+    if seen is None:
+        # Too many for the confirmation to list: those whose stage changed since it was shown stay.
+        total = orders.count()
+        ids = list(orders.exclude(stage_entered_at__gt=shown_at).values_list("hubspot_id", flat=True))
         from orders.tasks import orders_bulk_move_task
 
         orders_bulk_move_task.delay(stage.pk, ids, _user(request).pk)
-        messages.success(
-            request,
-            f"Moving {described} to {stage.label} in the background; the board updates as they move.",
+        summary = (
+            f"Moving {len(ids):,} of {described} to {stage.label} in the background; "
+            "the board updates as they move."
         )
-    else:
-        result = edits.orders_bulk_move(
-            orders=Order.objects.filter(hubspot_id__in=ids).select_related("stage"),
-            stage=stage,
-            by=_user(request),
+        if total > len(ids):
+            stale = total - len(ids)
+            summary += f" {stale:,} changed stage after the confirmation was shown and stay where they are."
+        return summary, total > len(ids)
+    result = edits.orders_bulk_move(
+        orders=orders.select_related("stage"), stage=stage, by=_user(request), seen=seen
+    )
+    summary = f"Moved {result.moved:,} of {described} to {stage.label}."
+    if result.unchanged:
+        summary += f" {result.unchanged:,} were there already."
+    for reason, count in result.refused.items():
+        summary += f" {count:,} not moved: {reason}"
+    if result.moved_meanwhile:
+        summary += (
+            f" {result.moved_meanwhile:,} not moved: they changed stage after the confirmation was shown"
+            " (or weren't in it); they stay where they are."
         )
-        summary = f"Moved {result.moved:,} of {described} to {stage.label}."
-        if result.unchanged:
-            summary += f" {result.unchanged:,} were there already."
-        for reason, count in result.refused.items():
-            summary += f" {count:,} not moved: {reason}"
-        (messages.warning if result.refused else messages.success)(request, summary)
-    if not request.htmx:
-        return redirect(reverse("orders:board", args=[pipeline.pk]) + "?" + request.POST.get("filters", ""))
-    response = render(request, "orders/board.html#bulk-done", {})
-    return trigger_client_event(response, "boardChanged", {})
+    return summary, bool(result.refused or result.moved_meanwhile)

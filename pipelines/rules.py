@@ -20,11 +20,29 @@ class MoveCheck:
     missing: list[str] = field(default_factory=list)
 
 
+# The properties that say where an order is: a move sets them from its target stage alone, never from input.
+STAGE_PROPERTIES = frozenset({"hs_pipeline", "hs_pipeline_stage"})
+
+
+def move_properties(target: Stage) -> list[str]:
+    """The properties a move into the target stage may carry: the stage's required ones, and nothing else."""
+    required = target.required_properties if isinstance(target.required_properties, list) else []
+    names = [n for n in required if isinstance(n, str) and n and n not in STAGE_PROPERTIES]
+    return list(dict.fromkeys(names))
+
+
 def check_move(order: Order, target: Stage, values: Mapping[str, str] | None = None) -> MoveCheck:
     """May the order enter the target stage now (with these extra values)?"""
+    return check_move_from(order, order.stage, target, values)
+
+
+def check_move_from(
+    order: Order, current: Stage | None, target: Stage, values: Mapping[str, str] | None = None
+) -> MoveCheck:
+    """May the order go from ``current`` (the stage HubSpot has it in, when that differs from the cache's,
+    as for a failed move being corrected) into the target stage, with these extra values?"""
     values = values or {}
     pipeline = target.pipeline
-    current = order.stage
     if current is not None and current.pipeline_id == target.pipeline_id and current.pk != target.pk:
         if not pipeline.allow_moving_back and target.display_order < current.display_order:
             return MoveCheck(
@@ -49,7 +67,7 @@ def check_move(order: Order, target: Stage, values: Mapping[str, str] | None = N
                 )
     missing = [
         name
-        for name in target.required_properties
+        for name in move_properties(target)
         if not str(values.get(name) or order.properties.get(name) or "").strip()
     ]
     if missing:

@@ -81,7 +81,7 @@ def order_cards(context: Context, cards: list[Order]) -> SafeString:
 def order_card(context: Context, order: Order) -> SafeString:
     """One card, with the refusal's reason or the required-values prompt when the context has one."""
     extra = ""
-    if context.get("refusal") or context.get("prompt_stage"):
+    if context.get("refusal") or context.get("prompt_stage") or context.get("notice"):
         values: dict[str, Any] = context.flatten()  # type: ignore[assignment]
         extra = render_to_string("orders/board.html#card-extra", values, request=context.get("request"))
     return _card(context, order, extra, alone=True)

@@ -144,6 +144,18 @@ def test_resync_queues_a_refresh(support_client: Any, order: Order, monkeypatch:
     assert "Reading this order from HubSpot again" in response.content.decode()
 
 
+def confirmed(confirmation: Any) -> dict[str, list[str]]:
+    """What the confirmation's Move button posts: its hidden inputs (it carries what it showed)."""
+    fields: dict[str, list[str]] = {}
+    for name, value in re.findall(
+        r'<input type="hidden" name="(\w+)" value="([^"]*)">', confirmation.content.decode()
+    ):
+        if name != "csrfmiddlewaretoken":
+            fields.setdefault(name, []).append(unescape(value))
+    assert fields.get("confirm") == ["1"]
+    return fields
+
+
 class TestBulkMove:
     @pytest.fixture
     def pipeline(self) -> Pipeline:
@@ -167,9 +179,7 @@ class TestBulkMove:
         assert "all 3 orders matching the filters (store “Portland”)" in html and "Shipped" in html
         assert Order.objects.filter(stage=shipped).count() == 0  # nothing moves before the confirmation
 
-        done = support_client.post(
-            f"/boards/{pipeline.pk}/bulk-move/", {**data, "confirm": "1"}, headers=HTMX
-        )
+        done = support_client.post(f"/boards/{pipeline.pk}/bulk-move/", confirmed(confirm), headers=HTMX)
         summary = unescape(done.content.decode())
         assert (
             "Moved 2 of all 3 orders" in summary and "1 not moved: “Shipped” needs a value first." in summary
@@ -180,17 +190,12 @@ class TestBulkMove:
     def test_selected_cards_only(self, support_client: Any, pipeline: Pipeline) -> None:
         open_stage, paid = pipeline.stages.get(label="Open"), pipeline.stages.get(label="Paid")
         a, b, _ = (factories.OrderFactory(stage=open_stage) for _ in range(3))
-        support_client.post(
+        confirm = support_client.post(
             f"/boards/{pipeline.pk}/bulk-move/",
-            {
-                "scope": "selected",
-                "selected": [a.hubspot_id, b.hubspot_id],
-                "stage": paid.pk,
-                "confirm": "1",
-                "filters": "",
-            },
+            {"scope": "selected", "selected": [a.hubspot_id, b.hubspot_id], "stage": paid.pk, "filters": ""},
             headers=HTMX,
         )
+        support_client.post(f"/boards/{pipeline.pk}/bulk-move/", confirmed(confirm), headers=HTMX)
         assert set(Order.objects.filter(stage=paid).values_list("pk", flat=True)) == {a.pk, b.pk}
 
     def test_nothing_selected_or_no_stage_is_a_clear_message(
