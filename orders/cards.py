@@ -11,6 +11,7 @@ from urllib.parse import quote
 from django.template.loader import render_to_string
 from django.utils.safestring import SafeString, mark_safe
 
+from hubspot.labels import without_bidi_overrides
 from orders.models import Order
 from pipelines.models import Pipeline
 
@@ -37,7 +38,7 @@ def card_head(
     request: Any = None,
 ) -> SafeString:
     """Selection box, name (opening the drawer), the pipeline's card lines, days in stage, sync state."""
-    name = escape(order.name or "(no name)")
+    name = escape(without_bidi_overrides(order.name or "(no name)"))
     hubspot_id = escape(order.hubspot_id)
     url = escape(order.drawer_url)
     days = order.days_in_stage
@@ -93,9 +94,10 @@ def card_item(
 def card_menu(order: Order, *, query: str) -> SafeString:
     """The keyboard path: "Move to…", whose form loads when it opens (few of a board's menus ever are)."""
     url = escape(f"{order.move_url}?filters={quote(query)}")
-    name = escape(order.name or "this order")
+    name = escape(without_bidi_overrides(order.name or "this order"))
     return mark_safe(  # noqa: S308 - escaped above
         f'<details class="move-menu" hx-get="{url}" hx-trigger="toggle once" hx-target="find .move-form" '
-        f'hx-swap="innerHTML"><summary aria-label="Move {name} to another stage">Move to…</summary>'
+        # The accessible name starts with the visible text (WCAG 2.5.3), and says which order.
+        f'hx-swap="innerHTML"><summary>Move to…<span class="visually-hidden"> (order {name})</span></summary>'
         f'<div class="move-form"><a href="{url}">Choose a stage…</a></div></details>'
     )

@@ -409,22 +409,35 @@ def saved_view_delete(request: HtmxHttpRequest, pipeline_pk: int, view_pk: int) 
 def drawer(request: HtmxHttpRequest, hubspot_id: str) -> HttpResponse:
     """Everything about one order; a drawer over the board, or a page of its own at the same URL."""
     order = get_object_or_404(Order.objects.select_related("stage", "pipeline"), hubspot_id=hubspot_id)
+    context = drawer_context(order)
+    if request.htmx and "seen" in request.GET:
+        # The drawer's own refresh: only what changed since the page drew it, swapped out of band by id.
+        context["changed"] = details.changed_regions(context["versions"], request.GET["seen"])
+        return render(request, "orders/drawer.html#drawer-refresh", context)
     template = "orders/drawer.html#drawer" if request.htmx else "orders/drawer.html"
-    return render(request, template, drawer_context(order))
+    return render(request, template, context)
 
 
 def drawer_context(order: Order) -> dict[str, Any]:
     from hubspot.models import Change
 
     associated = details.associated(order)
-    return {
+    groups = details.property_groups(order)
+    context = {
         "order": order,
-        "groups": details.property_groups(order),
+        "status_group": groups[0],
+        "groups": groups,
+        "filled_groups": [g for g in groups[1:] if g.filled],
+        "empty_groups": [g for g in groups[1:] if g.fields and not g.filled],
+        "stages": boards.stages_of(order.pipeline) if order.pipeline and not order.archived else [],
         "line_items": details.line_items(associated["line_items"]),
         "customer": details.customer(order, associated["contacts"]),
         "carts": details.carts(associated["carts"]),
         "timeline": details.timeline(order, Change.objects.timeline("orders", order.hubspot_id)[:50]),
     }
+    context["versions"] = versions = details.region_versions(context)
+    context["v"] = {key.removeprefix("drawer-").replace("-", "_"): v for key, v in versions.items()}
+    return context
 
 
 @group_required(SUPPORT)

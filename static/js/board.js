@@ -90,43 +90,8 @@
   });
 })();
 
-// The order drawer: opens when htmx fills it, closes with its Close link or Escape (back to the board URL).
-(function () {
-  "use strict";
-  function drawer() { return document.getElementById("drawer"); }
-  function close(push) {
-    var d = drawer();
-    if (!d || !d.classList.contains("drawer-open")) return;
-    d.classList.remove("drawer-open");
-    d.innerHTML = "";
-    if (push) history.pushState({}, "", d.dataset.boardUrl || window.location.pathname);
-  }
-  document.body.addEventListener("htmx:afterSwap", function (event) {
-    var d = drawer();
-    if (d && event.detail.target === d) {
-      d.classList.add("drawer-open");
-      var title = d.querySelector("#drawer-title");
-      if (title) { title.setAttribute("tabindex", "-1"); title.focus(); }
-    }
-  });
-  document.body.addEventListener("click", function (event) {
-    var link = event.target.closest("[data-close-drawer]");
-    if (link && drawer() && drawer().contains(link)) {
-      event.preventDefault();
-      close(true);
-    }
-  });
-  document.addEventListener("keydown", function (event) {
-    if (event.key === "Escape") close(true);
-  });
-  window.addEventListener("popstate", function () {
-    if (!/\/orders\//.test(window.location.pathname)) close(false);
-  });
-  document.addEventListener("DOMContentLoaded", function () {
-    var d = drawer();
-    if (d) d.dataset.boardUrl = window.location.pathname + window.location.search;
-  });
-})();
+// The order drawer (a modal <dialog>: opening, closing, focus, its refresh) is in drawer.js, which also
+// sends a closed drawer back to the board as it is filtered now (#board-body's data-url and data-filters).
 
 // Bulk selection: the bar counts the selected cards.
 (function () {
