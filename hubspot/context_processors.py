@@ -7,6 +7,7 @@ from typing import Any
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
+from hubspot import portal_check
 from hubspot.models import ConnectionProblem, WorkerHeartbeat
 
 
@@ -14,7 +15,11 @@ def banners(request: HttpRequest) -> dict[str, Any]:
     if not getattr(request, "user", None) or not request.user.is_authenticated:
         return {"banners": []}
     # Read only when a page shows them: partials (a card, a column page) have no banners.
-    return {"banners": SimpleLazyObject(lambda: _banners(request))}
+    return {
+        "banners": SimpleLazyObject(lambda: _banners(request)),
+        # The Sync page shows it with its "Full resync" button (see hubspot.portal_check).
+        "portal_mismatch": SimpleLazyObject(portal_check.mismatch),
+    }
 
 
 def _banners(request: HttpRequest) -> list[dict[str, str]]:
@@ -34,5 +39,8 @@ def _banners(request: HttpRequest) -> list[dict[str, str]]:
         )
     for problem in ConnectionProblem.objects.all():
         found.append({"level": "error", "text": problem.message})
+    mismatch = portal_check.mismatch()
+    if mismatch is not None:
+        found.append({"level": "error", "text": f"{mismatch.message} (Sync page: “Full resync”.)"})
     request._orderdeck_banners = found  # type: ignore[attr-defined]
     return found

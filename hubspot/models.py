@@ -415,16 +415,9 @@ class Change(models.Model):
             models.Index(fields=["-created_at"], name="change_created"),
             # The board's "anything new?" poll: the latest change to any order is one index seek.
             models.Index(fields=["object_type", "updated_at"], name="change_type_updated"),
-            # Sync states of a page of records, without walking the type's audit log: its changes applied a
-            # moment ago (a range on applied_at) here, its unsettled ones below. That one is partial because
-            # the statuses are skewed (nearly every change is applied), which SQLite's statistics can't see:
-            # with a plain index it scans the table instead.
+            # Sync states of a page of records: a type's unsettled changes (a seek per status) and its changes
+            # applied a moment ago (a range on applied_at), without walking the type's audit log.
             models.Index(fields=["object_type", "status", "applied_at"], name="change_type_status"),
-            models.Index(
-                fields=["object_type", "object_id"],
-                condition=models.Q(status__in=UNSETTLED),
-                name="change_unsettled",
-            ),
         ]
 
     def __str__(self) -> str:

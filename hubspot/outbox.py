@@ -861,13 +861,22 @@ def _object_key(obj: Any) -> tuple[str, str]:
     return spec_for(obj).name, obj.hubspot_id
 
 
+def _unsettled_pks(object_type: str, statuses: Sequence[str] = UNSETTLED) -> QuerySet[Change, Any]:
+    """The type's changes in these statuses, as a subquery of pks that only the (type, status) index answers.
+
+    Asked for whole rows directly, SQLite's planner walks the table instead: its statistics know only that
+    nearly every change of a type is applied (the audit log), so a status list looks unselective to it.
+    """
+    return Change.objects.filter(object_type=object_type, status__in=statuses).values("pk")
+
+
 def _states_for_page(request: HttpRequest, object_type: str) -> dict[str, SyncState]:
     """Every record of the type with something to show, read once per request (a board has many cards)."""
     cache: dict[str, dict[str, SyncState]] = request.__dict__.setdefault("_outbox_states", {})
     if object_type not in cache:
         states: dict[str, SyncState] = {}
         paused = _paused()
-        unsettled = list(Change.objects.filter(object_type=object_type).unsettled().order_by("pk"))
+        unsettled = list(Change.objects.filter(pk__in=_unsettled_pks(object_type)).order_by("pk"))
         _note_blocked(unsettled)
         for change in unsettled:
             states.setdefault(change.object_id, SyncState(object_type, change.object_id, paused=paused))
@@ -902,7 +911,7 @@ def hubspot_ids_with_sync_state(object_type: str, state: str) -> QuerySet[Change
     statuses = _STATE_STATUSES.get(state)
     if statuses is None:
         raise ValueError(f"unknown sync state {state!r}; one of {', '.join(_STATE_STATUSES)}")
-    return Change.objects.filter(object_type=object_type, status__in=statuses).values_list(
+    return Change.objects.filter(pk__in=_unsettled_pks(object_type, statuses)).values_list(
         "object_id", flat=True
     )
 

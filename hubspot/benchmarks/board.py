@@ -3,6 +3,9 @@
 Orders are written straight into a throwaway database (the board reads only the cache), spread over the
 stages of one pipeline and a second one, with realistic currencies, stores and customers. Each page is
 requested through Django's test client, so the time is the server's: middleware, queries, templates.
+The board and the drawer at the large size are measured before and after a year of history is added
+(100,000 applied Changes and 100,000 processed webhook events; 20,000 with --quick): they must cost the same
+with it as without.
 """
 
 from __future__ import annotations
@@ -10,13 +13,14 @@ from __future__ import annotations
 import random
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.models import Group, User
 from django.db import connection
+from django.db.models import Model
 from django.test import Client
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.utils import timezone
@@ -26,6 +30,7 @@ from hubspot.benchmarks.sync import with_test_database
 from hubspot.permissions import GROUPS
 
 REPEAT = 40
+OWN_HISTORY = 50  # changes and webhook events of the order the drawer shows
 STAGES = ("New", "Paid", "Packing", "Shipped", "Out for delivery", "Delivered", "Cancelled", "Refunded")
 CURRENCIES = ("USD", "USD", "USD", "EUR", "GBP", "CAD")
 STORES = ("Northwind Outfitters", "Summit Supply", "Harbor Goods")
@@ -99,6 +104,90 @@ def seed(n: int) -> tuple[Any, list[Any]]:
     return pipeline, stages
 
 
+def add_history(object_ids: Sequence[str], prefix: str) -> None:
+    """What months of use leave behind: an applied Change (the audit log) and a processed webhook event for
+    each id given, spread over a year."""
+    from hubspot.models import Change, ChangeKind, ChangeStatus, WebhookEvent, WebhookOutcome, uuid_hex
+
+    rng = random.Random(7)
+    now = timezone.now()
+    changes: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    for i, object_id in enumerate(object_ids):
+        at = now - timedelta(minutes=rng.randint(60, 365 * 24 * 60))
+        stage = f"bench-stage-{rng.randrange(len(STAGES))}"
+        changes.append(
+            {
+                "kind": ChangeKind.UPDATE,
+                "status": ChangeStatus.APPLIED,
+                "object_type": "orders",
+                "object_id": object_id,
+                "base": {"hs_pipeline_stage": "bench-stage-0"},
+                "new": {"hs_pipeline_stage": stage},
+                "trace_id": uuid_hex(),
+                "created_by_name": "History",
+                "created_at": at,
+                "updated_at": at,
+                "pushed_at": at,
+                "applied_at": at,
+                "settled_at": at,
+            }
+        )
+        events.append(
+            {
+                "event_id": f"{prefix}-{i}",
+                "subscription_type": "object.propertyChange",
+                "object_type": "orders",
+                "object_id": object_id,
+                "occurred_at": at,
+                "received_at": at,
+                "payload": {
+                    "eventId": i,
+                    "subscriptionType": "object.propertyChange",
+                    "objectId": object_id,
+                    "propertyName": "hs_pipeline_stage",
+                    "propertyValue": stage,
+                    "_touched": [["orders", object_id]],
+                },
+                "processed_at": at,
+                "outcome": WebhookOutcome.REFRESHED,
+            }
+        )
+    insert_rows(Change, changes)
+    insert_rows(WebhookEvent, events)
+    analyze()
+
+
+def insert_rows(model: type[Model], rows: Sequence[dict[str, Any]], batch: int = 5000) -> None:
+    """Insert rows fast: every other column takes its default, prepared once; the given values are prepared by
+    their fields (Django's bulk_create spends most of its time building SQL at 100,000 rows). Nothing is set
+    on save (auto_now), so history keeps its own dates."""
+    if not rows:
+        return
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    blank = model()
+    defaults = {f.name: f.get_db_prep_save(f.pre_save(blank, add=True), connection) for f in fields}
+    given = {f.name: f for f in fields if f.name in rows[0]}
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in fields)  # the model's own names; values go as parameters
+    marks = ", ".join(["%s"] * len(fields))
+    sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({marks})"  # noqa: S608
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), batch):
+            params = []
+            for row in rows[start : start + batch]:
+                prepared = {
+                    name: field.get_db_prep_save(row[name], connection) for name, field in given.items()
+                }
+                params.append([prepared.get(f.name, defaults[f.name]) for f in fields])
+            cursor.executemany(sql, params)
+
+
+def analyze() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE" if connection.vendor == "sqlite" else "VACUUM ANALYZE")
+
+
 def measure(call: Callable[[], Any]) -> dict[str, float]:
     call()  # warm caches and templates
     times, queries = [], []
@@ -118,7 +207,7 @@ def measure(call: Callable[[], Any]) -> dict[str, float]:
     }
 
 
-def run_size(n: int) -> dict[str, Any]:
+def run_size(n: int, history: int = 0) -> dict[str, Any]:
     from orders.models import Order
 
     pipeline, stages = seed(n)
@@ -147,6 +236,19 @@ def run_size(n: int) -> dict[str, Any]:
             headers=htmx,
         )
 
+    def drawer() -> Any:
+        return client.get(f"/boards/orders/{some.hubspot_id}/", headers=htmx)
+
+    before: dict[str, Any] = {}
+    if history:
+        # The drawer's order has a busy past of its own (its timeline shows it) before anything is measured;
+        # then the same pages are measured before and after every other order's history is added.
+        own = [some.hubspot_id] * OWN_HISTORY
+        add_history(own, "own")
+        before = {"board": measure(lambda: client.get(board_url)), "drawer": measure(drawer)}
+        rng = random.Random(11)
+        others = [str(30_000_000_000 + rng.randrange(n)) for _ in range(history - OWN_HISTORY)]
+        add_history(others, "bench")
     results: dict[str, Any] = {
         "board": measure(lambda: client.get(board_url)),
         "column": measure(
@@ -155,7 +257,7 @@ def run_size(n: int) -> dict[str, Any]:
             )
         ),
         "move": measure(move),
-        "drawer": measure(lambda: client.get(f"/boards/orders/{some.hubspot_id}/", headers=htmx)),
+        "drawer": measure(drawer),
         "filtered": measure(lambda: client.get(board_url, {"q": "customer7@", "store": "Summit Supply"})),
     }
     started = time.perf_counter()
@@ -165,12 +267,16 @@ def run_size(n: int) -> dict[str, Any]:
         **results,
         "export_rows_per_s": round(rows / (time.perf_counter() - started)),
         "export_rows": rows,
+        "without_history": before,
     }
 
 
 @register("board")
 def run(quick: bool) -> Result:
     small, large = (200, 5_000) if quick else (1_000, 100_000)
+    # The large size also carries a year of history: applied Changes (the audit log) and processed webhook
+    # events, which no board or drawer query may walk (fewer with --quick, to stay near a minute).
+    history = 20_000 if quick else 100_000
     # Moves queue a push; the benchmark has no worker, so they go to a queue of its own, dropped afterwards.
     with override_settings(CELERY_TASK_DEFAULT_QUEUE="benchmark-board"):
         from config.celery import app
@@ -180,13 +286,17 @@ def run(quick: bool) -> Result:
         try:
             measured = {
                 "small": with_test_database(lambda: run_size(small)),
-                "large": with_test_database(lambda: run_size(large)),
+                "large": with_test_database(lambda: run_size(large, history)),
             }
         finally:
             app.conf.task_default_queue = previous
             with app.connection_for_write() as conn:
                 conn.default_channel.queue_purge("benchmark-board")  # type: ignore[attr-defined]
-    figures: dict[str, Any] = {"sizes": {"small": small, "large": large}}
+    figures: dict[str, Any] = {
+        "sizes": {"small": small, "large": large},
+        "history_changes": history,
+        "history_webhook_events": history,
+    }
     rows = []
     for page in ("board", "column", "move", "drawer", "filtered"):
         s, l_ = measured["small"][page], measured["large"][page]
@@ -197,6 +307,19 @@ def run(quick: bool) -> Result:
                 page,
                 f"p50 {l_['p50_ms']} ms, p95 {l_['p95_ms']} ms, {l_['queries']} queries at {large:,}; "
                 f"{s['queries']} queries, p95 {s['p95_ms']} ms at {small:,} (ratio {ratio})",
+            )
+        )
+    for page in ("board", "drawer"):
+        without, with_ = measured["large"]["without_history"][page], measured["large"][page]
+        ratio = round(with_["p95_ms"] / without["p95_ms"], 2) if without["p95_ms"] else None
+        figures[page]["large_without_history"] = without
+        figures[page]["p95_ratio_with_vs_without_history"] = ratio
+        rows.append(
+            (
+                f"{page}, history",
+                f"at {large:,} with {history:,} applied changes and {history:,} webhook events: "
+                f"p95 {with_['p95_ms']} ms, {with_['queries']} queries; without: p95 {without['p95_ms']} ms, "
+                f"{without['queries']} queries (ratio {ratio})",
             )
         )
     figures["export_rows_per_s"] = measured["large"]["export_rows_per_s"]

@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import signal
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -266,17 +268,29 @@ class Sandbox:
             self.set_live(True, interval_s=self.config.live_activity_s)
         return self.url
 
-    def serve_forever(self) -> None:
-        """Serve until interrupted (Ctrl-C), then stop (starting first if need be)."""
+    def serve_forever(self, ready: Callable[[], None] | None = None) -> None:
+        """Serve until interrupted (Ctrl-C or SIGTERM alike), then stop and save the snapshot (starting
+        first if need be). Process managers, and the demo, stop the sandbox with SIGTERM: without a
+        handler Python dies on it at once, and the snapshot the console promised was never written."""
         if self._server is None:
             self.start()
+        previous: Any = None
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        if in_main_thread:
+            previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
+            if ready is not None:
+                ready()  # e.g. announce the URL: from here on a SIGTERM is handled
             while self._thread is not None and self._thread.is_alive():
                 self._thread.join(0.5)
         except KeyboardInterrupt:
             pass
         finally:
-            self.stop()
+            try:
+                self.stop()
+            finally:
+                if in_main_thread:
+                    signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
     def stop(self, *, save_snapshot: bool = True) -> None:
         """Stop serving: hung requests are cut short, open connections closed, the snapshot saved."""
@@ -436,6 +450,11 @@ class Sandbox:
             return HubSpotError(400, "VALIDATION_ERROR", str(exc)).response()
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM ends ``serve_forever`` as Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
 def _bearer(value: str) -> str | None:
     scheme, _, token = value.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -452,7 +471,27 @@ def build_router() -> Router:
 
     properties.register(router)
     pipelines.register(router)
+    router.add("GET", "/account-info/v3/details", account_details)
     return router
+
+
+def account_details(request: Request, state: SandboxState) -> Response:
+    """``GET /account-info/v3/details``: the portal id clients tell portals apart by. The other fields
+    are HubSpot's documented names with a sandbox's values (a UTC portal in US dollars)."""
+    return Response(
+        200,
+        {
+            "portalId": state.portal_id,
+            "accountType": "STANDARD",
+            "timeZone": "UTC",
+            "companyCurrency": "USD",
+            "additionalCurrencies": [],
+            "utcOffset": "+00:00",
+            "utcOffsetMilliseconds": 0,
+            "uiDomain": "app.hubspot.com",
+            "dataHostingLocation": "na1",
+        },
+    )
 
 
 # --- HTTP plumbing -----------------------------------------------------------------------------------

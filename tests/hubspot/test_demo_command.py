@@ -125,3 +125,68 @@ def test_demo_serves_login_and_ctrl_c_stops_everything(tmp_path: Path, with_sand
     time.sleep(0.5)
     left = [pid for pid in started if alive(pid)]
     assert left == [], f"processes left running after Ctrl-C: {left}\n{(tmp_path / 'demo.log').read_text()}"
+
+
+def start_demo(
+    tmp_path: Path, port: int, sandbox_port: int, log_name: str
+) -> tuple[subprocess.Popen[bytes], Path]:
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL"}}
+    env.update({"ORDERDECK_DATA_DIR": str(tmp_path), "PYTHONUNBUFFERED": "1", "ORDERDECK_QUEUE": "demo-test"})
+    args = [sys.executable, "manage.py", "demo", "--port", str(port), "--sandbox-port", str(sandbox_port)]
+    args += ["--orders", "30", "--live", "0"]
+    log_path = tmp_path / log_name
+    log = log_path.open("w+")
+    demo = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    wait_until(
+        lambda: "OrderDeck is running at" in log_path.read_text() or demo.poll() is not None, timeout_s=120
+    )
+    assert demo.poll() is None, log_path.read_text()
+    return demo, log_path
+
+
+def stop_demo(demo: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    demo.send_signal(sig)
+    try:
+        demo.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        demo.kill()
+        raise
+
+
+def signed_in(url: str) -> requests.Session:
+    session = requests.Session()
+    login = session.get(url + "login/", timeout=10)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login.text).group(1)  # type: ignore[union-attr]
+    session.post(
+        url + "login/",
+        data={"username": "demo", "password": "orderdeck-demo", "csrfmiddlewaretoken": token},
+        headers={"Referer": url + "login/"},
+        timeout=10,
+    )
+    return session
+
+
+def test_sigterm_saves_the_snapshot_and_a_reseeded_sandbox_is_reported(tmp_path: Path) -> None:
+    port, sandbox_port = free_port(), free_port()
+    snapshot = tmp_path / "sandbox-snapshot.json.gz"
+
+    demo, log = start_demo(tmp_path, port, sandbox_port, "first.log")
+    try:
+        assert "Synced from the sandbox" in log.read_text()
+    finally:
+        stop_demo(demo, signal.SIGTERM)
+    # The demo stops the sandbox with SIGTERM: the snapshot its console line promises is written.
+    assert snapshot.exists(), log.read_text()
+    assert (tmp_path / "hubspot-portal.json").exists()
+
+    # Without its snapshot the sandbox seeds afresh: other records than the ones the cache holds.
+    snapshot.unlink()
+    demo, log = start_demo(tmp_path, port, sandbox_port, "second.log")
+    try:
+        output = log.read_text()
+        assert "The local cache does not match HubSpot" in output and "Full resync" in output
+        assert "Synced from the sandbox" not in output  # no incremental read mixing the two portals
+        page = signed_in(f"http://127.0.0.1:{port}/").get(f"http://127.0.0.1:{port}/sync/", timeout=10).text
+        assert 'id="portal-mismatch"' in page and 'value="full"' in page
+    finally:
+        stop_demo(demo, signal.SIGINT)

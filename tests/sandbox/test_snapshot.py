@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +22,7 @@ from hubspot.sandbox.seed import seed
 from hubspot.sandbox.server import Sandbox, SandboxConfig
 from hubspot.sandbox.state import SandboxState
 from hubspot.sandbox.testing import SandboxSession
+from tests.conftest import ROOT
 
 
 def busy_state() -> SandboxState:
@@ -206,3 +213,33 @@ def test_a_snapshot_from_before_the_standard_objects_keeps_their_definitions(tmp
     assert restored.pipelines["deals"]["default"]["label"] == "Sales Pipeline"
     assert "name" in restored.properties["companies"]
     assert restored.pipelines["orders"] == state.pipelines["orders"]
+
+
+def test_sigterm_stops_the_sandbox_command_and_saves_the_snapshot(tmp_path: Path) -> None:
+    # The demo (and any process manager) stops the sandbox with SIGTERM; it used to die without saving.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    path = tmp_path / "snapshot.json.gz"
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL"}}
+    env.update({"ORDERDECK_DATA_DIR": str(tmp_path), "PYTHONUNBUFFERED": "1"})
+    log = (tmp_path / "sandbox.log").open("w+")
+    command = [sys.executable, "manage.py", "sandbox", "--port", str(port), "--snapshot", str(path)]
+    command += ["--contacts", "5", "--orders", "8", "--carts", "3"]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while "HubSpot sandbox at" not in (tmp_path / "sandbox.log").read_text():
+            assert process.poll() is None and time.monotonic() < deadline, (
+                tmp_path / "sandbox.log"
+            ).read_text()
+            time.sleep(0.1)
+        assert not path.exists()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0, (tmp_path / "sandbox.log").read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    restored = SandboxState()
+    assert snapshot.load(restored, path)
+    assert len(restored.records["orders"]) == 8

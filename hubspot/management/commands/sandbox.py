@@ -98,11 +98,14 @@ class Command(BaseCommand):
         )
         sandbox = Sandbox(config)
         url = sandbox.start()
-        records = {name: len(records) for name, records in sandbox.state.records.items() if records}
-        self.stdout.write(self.style.SUCCESS(f"HubSpot sandbox at {url}"))
-        self.stdout.write(
-            f"token: {config.token or '(any)'}; records: {records}; admin: {url}/_sandbox/stats"
-        )
-        saved = f" (the snapshot is saved to {config.snapshot_path})" if config.snapshot_path else ""
-        self.stdout.write(f"Ctrl-C to stop{saved}")
-        sandbox.serve_forever()
+
+        def announce() -> None:
+            records = {name: len(records) for name, records in sandbox.state.records.items() if records}
+            self.stdout.write(self.style.SUCCESS(f"HubSpot sandbox at {url}"))
+            self.stdout.write(
+                f"token: {config.token or '(any)'}; records: {records}; admin: {url}/_sandbox/stats"
+            )
+            saved = f" (the snapshot is saved to {config.snapshot_path})" if config.snapshot_path else ""
+            self.stdout.write(f"Ctrl-C or SIGTERM to stop{saved}")
+
+        sandbox.serve_forever(ready=announce)
