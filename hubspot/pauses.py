@@ -45,9 +45,10 @@ def account_zone() -> ZoneInfo:
 def next_daily_reset(after: datetime | None = None) -> datetime:
     """The first midnight in the account's time zone after ``after`` (default now), in UTC.
 
-    "The daily limit resets at midnight based on your time zone setting" (reference §3, usage details). The
-    time zone is the account's, which the API we use does not tell: it is a setting. Whether a daylight-
-    saving day's reset follows the wall clock is UNCONFIRMED; this follows the wall clock."""
+    "The daily limit resets at midnight based on your time zone setting" (reference §3, usage details). Which
+    API call would tell the account's time zone is UNCONFIRMED (the reference names none), so it is a
+    setting. Whether the reset on a daylight-saving day follows the wall clock is UNCONFIRMED too; this
+    follows the wall clock. A Retry-After on the 429, when HubSpot sends one, wins (daily_limit_until)."""
     zone = account_zone()
     local = (after or timezone.now()).astimezone(zone)
     midnight = datetime.combine(local.date() + timedelta(days=1), time(0, 0), tzinfo=zone)
