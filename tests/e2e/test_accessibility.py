@@ -347,8 +347,13 @@ def test_hostile_text_wraps_and_reads_as_stored(
     assert "gnp.exe" in title and "\u202e" not in title
     timeline = page.locator("#drawer-timeline").inner_text()
     assert "Stage:" in timeline and "hs_pipeline_stage" not in timeline
+    page.locator("#drawer-timeline").scroll_into_view_if_needed()
+    _screenshots(page, f"drawer-timeline-{label}")
     page.keyboard.press("Escape")
     _screenshots(page, f"board-{label}")
+    page.goto(f"{live_server.url}/sync/records/orders/{hostile_order.hubspot_id}/")
+    _screenshots(page, f"record-{label}")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
     context.close()
 
 

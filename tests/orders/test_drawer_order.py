@@ -226,3 +226,12 @@ class TestRefresh:
     def test_a_bad_seen_list_is_no_error(self, support_client: Any, order: Order, seen: str) -> None:
         response = support_client.get(f"/boards/orders/{order.hubspot_id}/", {"seen": seen}, headers=HTMX)
         assert response.status_code == 200 and "hx-swap-oob" not in response.content.decode()
+
+
+def test_a_very_long_value_is_shown_in_part_until_asked(support_client: Any, order: Order) -> None:
+    order.properties["hs_tags"] = "W" * 7000
+    order.save()
+    html = support_client.get(f"/boards/orders/{order.hubspot_id}/").content.decode()
+    row = html[html.index('id="property-hs_tags"') : html.index("</dd>", html.index('id="property-hs_tags"'))]
+    assert "Show all 7,000 characters" in row and "W" * 7000 in row  # all of it, behind a <details>
+    assert re.search(r"<summary><bdi>W{199}…</bdi>", row)
