@@ -1,9 +1,13 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
-from django.urls import include, path
+from django.urls import include, path, register_converter
 
+from config.converters import IdConverter
 from hubspot import views as hubspot_views
+
+# <id:…> in every app's URLs: an id too large for the database is no URL at all (404), never a query error.
+register_converter(IdConverter, "id")
 
 urlpatterns = [
     path("", hubspot_views.home, name="home"),

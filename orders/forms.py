@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from django import forms
@@ -17,6 +18,11 @@ from pipelines.rules import STAGE_PROPERTIES, check_move_from, move_properties
 
 if TYPE_CHECKING:
     from hubspot.mirror import MirroredObject
+
+# The dates a filter may name: a year past 9999 or before 1 does not exist, and a day past the last date
+# does not either (a filter's "to" is read up to the next day).
+FILTER_EARLIEST = date(1900, 1, 1)
+FILTER_LATEST = date(2199, 12, 31)
 
 SYNC_STATES = [
     ("", "Any sync state"),
@@ -47,15 +53,26 @@ class BoardFilterForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        # The board shows the form's own errors only (not each field's): say which filters were not read.
+        if unread := [str(self.fields[name].label or name) for name in self.errors if name in self.fields]:
+            raise forms.ValidationError(f"These filters could not be read: {', '.join(unread)}.")
         start, end = data.get("created_from"), data.get("created_to")
+        for value in (start, end):
+            if value and not FILTER_EARLIEST <= value <= FILTER_LATEST:
+                raise forms.ValidationError(
+                    f"Dates go from {FILTER_EARLIEST:%Y-%m-%d} to {FILTER_LATEST:%Y-%m-%d}."
+                )
         if start and end and start > end:
-            raise forms.ValidationError("“Created from” is after “to”.")
+            raise forms.ValidationError("“Created from” is after “to”: pick a start before the end.")
         return data
 
     def active(self) -> dict[str, Any]:
-        """The filters that are set (an empty or invalid form filters nothing)."""
-        if not self.is_valid():
+        """The filters that are set. An empty form filters nothing; an invalid one matches no order (its
+        error shows above an empty board), never every order, so a bulk move can't reach them all."""
+        if not self.is_bound:
             return {}
+        if not self.is_valid():
+            return {"invalid": True}
         return {k: v for k, v in self.cleaned_data.items() if v not in (None, "", False)}
 
 

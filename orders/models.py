@@ -85,6 +85,10 @@ class OrderQuerySet(models.QuerySet["Order"]):
     def on_board(self, pipeline: Pipeline, filters: dict[str, Any]) -> OrderQuerySet:
         """The pipeline's live orders under the board's filters (see orders.forms.BoardFilterForm)."""
         qs = self.filter(pipeline=pipeline, archived=False)
+        if filters.get("invalid"):
+            # Filters that could not be read match nothing, not every order (BoardFilterForm.active). A
+            # condition no row meets, since an empty queryset can't be compiled into the board's UNION.
+            return qs.filter(pk=None)
         if text := filters.get("q"):
             if (candidates := _search_candidates(text)) is not None:
                 qs = qs.alias(search_text=_SearchText(*(F(c) for c in SEARCH_COLUMNS))).filter(candidates)

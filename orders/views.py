@@ -8,6 +8,7 @@ from typing import Any, cast
 
 from django.contrib import messages
 from django.contrib.auth.models import User
+from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -294,19 +295,16 @@ def table(request: HtmxHttpRequest, pipeline_pk: int) -> HttpResponse:
     pipeline = get_object_or_404(Pipeline.objects.for_orders(), pk=pipeline_pk)
     form, filters = _filters(request)
     orders = boards.filtered(pipeline, filters).select_related("stage").order_by("-remote_created_at", "-pk")
-    try:
-        page = max(1, int(request.GET.get("page", "1")))
-    except ValueError:
-        page = 1
-    rows = list(orders[(page - 1) * TABLE_PAGE : page * TABLE_PAGE + 1])
+    # get_page: a page that is no number is the first, one past the end (however large) the last.
+    page = Paginator(orders, TABLE_PAGE).get_page(request.GET.get("page"))
     context = {
         "pipeline": pipeline,
         "form": form,
         "pipelines": Pipeline.objects.for_orders(),
-        "rows": rows[:TABLE_PAGE],
-        "page": page,
-        "has_next": len(rows) > TABLE_PAGE,
-        "total": orders.count(),
+        "rows": list(page.object_list),
+        "page": page.number,
+        "has_next": page.has_next(),
+        "total": page.paginator.count,
         "query": _without(request.GET, "page"),
     }
     return render(request, "orders/table.html", context)
