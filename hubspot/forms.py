@@ -139,10 +139,10 @@ class ChangeCorrectionForm(forms.Form):
         self.change = change
         self.owned: OwnedCorrection | None = None
         correctable = change.kind in (ChangeKind.UPDATE, ChangeKind.CREATE) and change.status == "failed"
-        if not correctable:
-            return
+        if not correctable or record is None:
+            return  # a record no longer cached is retried as it was
         hook = _CORRECTIONS.get(change.object_type)
-        if hook is not None and record is not None:
+        if hook is not None:
             self.owned = hook(record, change)
         owned = self.owned.names if self.owned else frozenset()
         names = [n for n in change.new if n not in owned]

@@ -130,6 +130,16 @@ class TestFailedMove:
         change.refresh_from_db()
         assert change.status == ChangeStatus.FAILED
 
+    def test_a_move_of_an_order_no_longer_cached_takes_no_typed_stage(
+        self, support_client: Any, pipeline: Pipeline
+    ) -> None:
+        change = failed_move(pipeline)
+        Order.objects.filter(hubspot_id=change.object_id).delete()
+        retry(support_client, change, prop_hs_pipeline_stage="typed-id", prop_hs_pipeline="other")
+        change.refresh_from_db()
+        assert change.new["hs_pipeline_stage"] == stage(pipeline, "Shipped").hubspot_id
+        assert change.new["hs_pipeline"] == pipeline.hubspot_id
+
     def test_the_plain_form_path_says_why_too(self, support_client: Any, pipeline: Pipeline) -> None:
         change = failed_move(pipeline)
         response = support_client.post(
