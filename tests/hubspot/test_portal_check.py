@@ -108,3 +108,24 @@ def test_hubspot_errors_skip_the_check(data_dir: Path, settings: Any, hubspot_sa
     settings.HUBSPOT_ACCESS_TOKEN = "wrong-token"
     assert portal_check.check_at_start() is None
     assert portal_check.mismatch() is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_full_resync_ends_the_finding(
+    hubspot_sandbox: Sandbox, other_sandbox: Sandbox, data_dir: Path, settings: Any
+) -> None:
+    from hubspot import sync
+
+    settings.HUBSPOT_SYNC_LOOKBACK_S = 0
+    settings.HUBSPOT_SEARCH_LAG_S = 0
+    assert sync.run_sync(SyncKind.FULL, manual=True).status == SyncStatus.SUCCEEDED
+    portal_check.remember_if_new()
+    settings.HUBSPOT_API_BASE = other_sandbox.url
+    assert portal_check.check_at_start() is not None
+
+    assert sync.run_sync(SyncKind.FULL, manual=True).status == SyncStatus.SUCCEEDED
+
+    assert portal_check.mismatch() is None
+    assert portal_check.check_at_start() is None  # the resynced portal is the cache's now
+    stored = portal_check.Fingerprint.from_json(portal_check._load()["fingerprint"])
+    assert stored == portal_check.current()
