@@ -125,6 +125,17 @@
     });
   }
 
+  // Escape in an inline edit cancels the edit (the focus goes back to its Edit link), not the whole drawer.
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape" || !document.activeElement || !document.activeElement.closest) return;
+    var form = document.activeElement.closest(".drawer-body .property-form");
+    var cancel = form && form.querySelector("a[hx-get]");
+    if (!cancel) return;
+    event.preventDefault();
+    event.stopPropagation();
+    cancel.click();
+  }, true);
+
   window.addEventListener("popstate", function () {
     if (!/\/orders\//.test(window.location.pathname)) close(false);
   });

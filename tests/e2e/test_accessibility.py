@@ -224,6 +224,16 @@ def test_the_drawer_is_a_modal_dialog_and_gives_the_focus_back(
         page.keyboard.press(key)
         assert page.evaluate("document.getElementById('drawer').contains(document.activeElement)"), key
 
+    # Escape in an inline edit cancels the edit and keeps the drawer open…
+    page.locator("#drawer #property-hs_external_order_status a.edit").click()
+    page.locator("#input-hs_external_order_status").wait_for()
+    page.keyboard.press("Escape")
+    poll(
+        page,
+        "document.activeElement?.matches('#property-hs_external_order_status a.edit')",
+    )
+    assert page.evaluate("document.getElementById('drawer').open")
+    # …and Escape again closes it, with the focus back on the card that opened it.
     page.keyboard.press("Escape")
     poll(page, "!document.getElementById('drawer').open")
     assert (

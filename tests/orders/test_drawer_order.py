@@ -235,3 +235,15 @@ def test_a_very_long_value_is_shown_in_part_until_asked(support_client: Any, ord
     row = html[html.index('id="property-hs_tags"') : html.index("</dd>", html.index('id="property-hs_tags"'))]
     assert "Show all 7,000 characters" in row and "W" * 7000 in row  # all of it, behind a <details>
     assert re.search(r"<summary><bdi>W{199}…</bdi>", row)
+
+
+def test_the_drawers_move_to_moves_the_order(support_client: Any, order: Order, pipeline: Pipeline) -> None:
+    html = support_client.get(f"/boards/orders/{order.hubspot_id}/").content.decode()
+    form = html[html.index('<details class="move-menu drawer-move">') :]
+    from_stage = re.search(r'name="from_stage" value="(\d+)"', form)
+    assert from_stage is not None
+    paid = pipeline.stages.get(label="Paid")
+    response = support_client.post(order.move_url, {"stage": paid.pk, "from_stage": from_stage.group(1)})
+    assert response.status_code == 302  # a plain form: back to the board, which says what happened
+    order.refresh_from_db()
+    assert order.stage_id == paid.pk
