@@ -7,10 +7,11 @@ the CSV export always agree.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import F, OuterRef, Subquery, Window
 from django.db.models.functions import RowNumber
@@ -18,10 +19,18 @@ from django.db.models.query import RawQuerySet
 from django.http import QueryDict
 
 from hubspot.models import PropertyDefinition
+from orders.forms import BoardFilterForm
 from orders.models import CARD_COLUMNS, BoardTotal, Order, OrderQuerySet
 from pipelines.models import Pipeline, Stage, StageState
 
 PAGE_SIZE = 25
+# How often an open board asks "anything new?", in seconds (settings.ORDERDECK_BOARD_POLL_SECONDS).
+POLL_SECONDS = 5
+# The most changed orders one poll sends; a board further behind catches up over the next polls.
+CHANGES_PER_POLL = 200
+# Rows are stamped when written but seen when committed, so a poll looks this far behind the version it
+# was given: a write that committed late is still found (a card sent twice is simply drawn again).
+LOOK_BACK = timedelta(seconds=30)
 
 
 @dataclass
@@ -47,6 +56,26 @@ class Board:
     total: int
     sums: dict[str, Decimal]
     card_fields: list[tuple[str, str]] = field(default_factory=list)  # (property name, label)
+
+
+def poll_seconds() -> float:
+    return float(getattr(settings, "ORDERDECK_BOARD_POLL_SECONDS", POLL_SECONDS))
+
+
+def filter_query(query: QueryDict) -> str:
+    """The filters of a query string as a short query string of their own: only the filter form's fields,
+    only those set, in the form's order. Links, saved views, moves and the poll all carry this."""
+    kept = QueryDict(mutable=True)
+    for name in BoardFilterForm.base_fields:
+        value = next((v for v in query.getlist(name) if v.strip()), None)
+        if value is not None:
+            kept[name] = value
+    return kept.urlencode()
+
+
+def filter_choices(pipeline: Pipeline) -> dict[str, list[str]]:
+    """The values the store, fulfillment and currency filters offer: those the pipeline's orders have."""
+    return BoardTotal.objects.values_present(pipeline.pk)
 
 
 def stages_of(pipeline: Pipeline) -> list[Stage]:
@@ -188,20 +217,26 @@ def build_board(pipeline: Pipeline, filters: dict[str, Any], query: QueryDict) -
         cards, next_cursor = pages[stage.pk]
         entry = totals.get(stage.pk, {"count": 0, "sums": {}})
         columns.append(Column(stage, entry["count"], entry["sums"], cards, next_cursor))
-    sums: dict[str, Decimal] = {}
-    for entry in totals.values():
-        for currency, amount in entry["sums"].items():
-            sums[currency] = sums.get(currency, Decimal(0)) + amount
+    total, sums = _whole(totals)
     return Board(
         pipeline=pipeline,
         stages=stages,
         columns=columns,
         filters=filters,
-        query=query.urlencode(),
-        total=sum(entry["count"] for entry in totals.values()),
-        sums=dict(sorted(sums.items())),
+        query=filter_query(query),
+        total=total,
+        sums=sums,
         card_fields=card_fields(pipeline),
     )
+
+
+def _whole(totals: dict[int | None, dict[str, Any]]) -> tuple[int, dict[str, Decimal]]:
+    """The board's count and sums per currency, from its columns' totals."""
+    sums: dict[str, Decimal] = {}
+    for entry in totals.values():
+        for currency, amount in entry["sums"].items():
+            sums[currency] = sums.get(currency, Decimal(0)) + amount
+    return sum(entry["count"] for entry in totals.values()), dict(sorted(sums.items()))
 
 
 def column_totals(
@@ -230,3 +265,101 @@ def version(pipeline: Pipeline) -> str:
         .first()
     ) or {}
     return "|".join(str(row.get(key) or 0) for key in ("latest", "pushed"))
+
+
+@dataclass
+class BoardChanges:
+    """What a poll sends an open board: the cards that changed since the version it has, each in its
+    column, the ids of those that left the board, and every column's header with the board's totals."""
+
+    version: str
+    cards: list[Order]
+    gone: list[str]
+    columns: list[Column]
+    total: int
+    sums: dict[str, Decimal]
+    reload: bool = False  # too much changed to send card by card: the board is drawn again
+
+
+def _moments(raw: str) -> tuple[datetime, datetime] | None:
+    """The two moments of a version ("<latest order write>|<latest push change>", "0" for none)."""
+    parts = raw.split("|")
+    if len(parts) != 2:
+        return None
+    moments = []
+    for part in parts:
+        if part == "0":
+            moments.append(datetime.min.replace(tzinfo=UTC))
+            continue
+        try:
+            moment = datetime.fromisoformat(part)
+        except ValueError:
+            return None
+        moments.append(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    return moments[0], moments[1]
+
+
+def _changed_ids(rows: Any, column: str, since: datetime, upto: datetime) -> tuple[set[str], datetime | None]:
+    """Ids of the rows written after ``since`` (less the look-back) up to ``upto``, about a poll's worth,
+    and how far they reach when that is short of ``upto`` (None: all of it)."""
+    start = since - LOOK_BACK if since > datetime.min.replace(tzinfo=UTC) + LOOK_BACK else since
+    window = rows.filter(updated_at__gt=start, updated_at__lte=upto).order_by("updated_at")
+    beyond = list(window.values_list("updated_at", flat=True)[CHANGES_PER_POLL : CHANGES_PER_POLL + 1])
+    reach: datetime | None = None
+    if beyond:
+        # More than a poll's worth: no look-back, and stop at a moment (every row written at it included),
+        # one that lies after ``since`` so each poll gets further.
+        window = rows.filter(updated_at__gt=since, updated_at__lte=upto).order_by("updated_at")
+        beyond = list(window.values_list("updated_at", flat=True)[CHANGES_PER_POLL : CHANGES_PER_POLL + 1])
+        if beyond:
+            reach = beyond[0]
+            window = window.filter(updated_at__lte=reach)
+    ids = set(window.values_list(column, flat=True).distinct()[: CHANGES_PER_POLL * 10 + 1])
+    return ids, reach
+
+
+def changes_since(pipeline: Pipeline, filters: dict[str, Any], seen: str) -> BoardChanges | None:
+    """What changed on the board since the version ``seen`` (None: nothing did)."""
+    from hubspot.models import Change
+
+    current = version(pipeline)
+    if seen == current:
+        return None
+    now = _moments(current) or (datetime.min.replace(tzinfo=UTC),) * 2
+    since = _moments(seen) or now  # a version this app didn't make: from now on
+    # An order that left for another pipeline is among the changes too (and leaves this board).
+    pipelines = list(Pipeline.objects.for_orders().values_list("pk", flat=True))
+    order_ids, order_reach = _changed_ids(
+        Order.objects.filter(pipeline_id__in=pipelines), "hubspot_id", since[0], now[0]
+    )
+    change_ids, change_reach = _changed_ids(
+        Change.objects.filter(object_type="orders"), "object_id", since[1], now[1]
+    )
+    parts = current.split("|")
+    reached = "|".join(
+        str(reach) if reach is not None else part
+        for reach, part in zip((order_reach, change_reach), parts, strict=True)
+    )
+    ids = order_ids | change_ids
+    stages = stages_of(pipeline)
+    totals = stage_totals(pipeline, filters)
+    columns = [
+        Column(s, totals.get(s.pk, {}).get("count", 0), totals.get(s.pk, {}).get("sums", {}), [], None)
+        for s in stages
+    ]
+    total, sums = _whole(totals)
+    if len(ids) > CHANGES_PER_POLL * 10:
+        return BoardChanges(current, [], [], columns, total, sums, reload=True)
+    by_pk = {s.pk: s for s in stages}
+    cache = Order._meta.get_field("stage")
+    cards = []
+    for order in (
+        filtered(pipeline, filters)
+        .filter(hubspot_id__in=ids, stage_id__in=list(by_pk))
+        .only(*CARD_COLUMNS)
+        .order_by("-remote_created_at", "-pk")
+    ):
+        cache.set_cached_value(order, by_pk[order.stage_id or 0])  # type: ignore[union-attr]
+        cards.append(order)
+    on_board = {order.hubspot_id for order in cards}
+    return BoardChanges(reached, cards, sorted(ids - on_board), columns, total, sums)

@@ -4,6 +4,7 @@ html.escape (what Django's own escape does), so its text shows as text, never as
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from html import escape
 from typing import Any
 from urllib.parse import quote
@@ -15,18 +16,22 @@ from hubspot.labels import without_bidi_overrides
 from orders.models import Order
 from pipelines.models import Pipeline
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 
 def _line(order: Order, name: str, label: str) -> str:
     if name == "customer":
         value = order.customer_name or order.customer_email or "—"
-        return f'<div><dt class="visually-hidden">{escape(label)}</dt><dd>{escape(value)}</dd></div>'
+        return (
+            f'<div><dt class="visually-hidden">{escape(label)}</dt><dd><bdi>{escape(value)}</bdi></dd></div>'
+        )
     if name == "hs_total_price":
         total = f"{order.total:,.2f} {order.currency}" if order.total is not None else "—"
         return (
             f'<div><dt class="visually-hidden">{escape(label)}</dt>'
             f'<dd class="money">{escape(total)}</dd></div>'
         )
-    return f"<div><dt>{escape(label)}</dt><dd>{escape(order.prop(name) or '—')}</dd></div>"
+    return f"<div><dt>{escape(label)}</dt><dd><bdi>{escape(order.prop(name) or '—')}</bdi></dd></div>"
 
 
 def card_head(
@@ -60,7 +65,7 @@ def card_head(
         f'<input type="checkbox" class="select-card" name="selected" value="{hubspot_id}" form="bulk-form" '
         f'aria-label="Select {name}">'
         f'<h3 class="order-name"><a href="{url}" hx-get="{url}" hx-target="#drawer" hx-swap="innerHTML" '
-        f'hx-push-url="true">{name}</a></h3>'
+        f'hx-push-url="true"><bdi>{name}</bdi></a></h3>'
         f'<dl class="card-lines">{lines}</dl>'
         f'<p class="card-foot">{foot}<span class="sync-slot" data-sync-for="{hubspot_id}">{state}</span></p>'
     )
@@ -81,10 +86,16 @@ def card_item(
     rendered), then the "Move to…" menu."""
     hubspot_id = escape(order.hubspot_id)
     stale = pipeline is not None and order.is_stale(pipeline)
+    # Where the card sorts in its column (newest first, then the id), so a live update can put a card in
+    # its place without drawing the column again.
+    created = (
+        (order.remote_created_at - _EPOCH) // timedelta(microseconds=1) if order.remote_created_at else -1
+    )
     head = card_head(order, pipeline=pipeline, card_fields=card_fields, sync=sync, request=request)
     return mark_safe(  # noqa: S308 - every value is escaped; head, menu and extra are safe strings
         f'<li class="card-item{" card-refused" if refused else ""}" id="order-{hubspot_id}" '
         f'data-order="{hubspot_id}" data-stage="{escape(str(order.stage_id))}" '
+        f'data-created="{created}" data-pk="{order.pk}" '
         f'data-move-url="{escape(order.move_url)}" tabindex="-1">'
         f'<article class="order-card{" order-stale" if stale else ""}">'
         f"{head}{extra}{card_menu(order, query=query)}</article></li>"
