@@ -18,6 +18,7 @@ from hubspot.sandbox.defaults import GROUPS, options_json
 from hubspot.sandbox.http import HubSpotError, Request, Response, Router
 from hubspot.sandbox.state import (
     DEFAULT_ASSOCIATION_TYPES,
+    DEFINED_LABELS,
     OBJECT_TYPES,
     ObjectType,
     SandboxState,
@@ -644,18 +645,30 @@ def list_properties_v2(request: Request, state: SandboxState) -> Response:
 
 def object_schema(state: SandboxState, object_type: ObjectType) -> dict[str, Any]:
     """An ``ObjectSchema`` for a standard object type, in the shape the SDK's schemas model accepts."""
+    from hubspot.sandbox.objects import association_type_name
+
     meta = _SCHEMA_META[object_type.name]
+    defined = [
+        (to_type, type_id)
+        for (from_type, to_type), type_id in DEFAULT_ASSOCIATION_TYPES.items()
+        if from_type == object_type.name
+    ] + [
+        (to_type, type_id)
+        for (from_type, to_type), labels in DEFINED_LABELS.items()
+        if from_type == object_type.name
+        for type_id in labels
+    ]
     associations = [
         {
             "fromObjectTypeId": object_type.type_id,
             "toObjectTypeId": OBJECT_TYPES[to_type].type_id,
-            "name": f"{object_type.singular}_to_{OBJECT_TYPES[to_type].singular}",
+            # The names v3's association types answer (``contact_to_company_unlabeled`` beside a primary).
+            "name": association_type_name(state, object_type.name, to_type, type_id),
             "id": str(type_id),
             "createdAt": _SCHEMA_CREATED,
             "updatedAt": _SCHEMA_CREATED,
         }
-        for (from_type, to_type), type_id in DEFAULT_ASSOCIATION_TYPES.items()
-        if from_type == object_type.name
+        for to_type, type_id in defined
     ]
     return {
         "id": object_type.type_id.split("-", 1)[1],

@@ -342,3 +342,17 @@ def test_the_official_sdk_reads_companies(sandbox: Any, tmp_path: Path) -> None:
     assert out["deals"] == 4
     assert out["deal_companies"] >= 1
     assert out["pipeline"] == ["Sales Pipeline"]
+
+
+def test_schemas_name_associations_as_the_v3_types_endpoint_does(sandbox_api: Any) -> None:
+    schema = sandbox_api.get("/crm/v3/schemas/contacts").json()
+    to_companies = {a["id"]: a["name"] for a in schema["associations"] if a["toObjectTypeId"] == "0-2"}
+    types = sandbox_api.get("/crm/v3/associations/contacts/companies/types").json()["results"]
+    assert (
+        to_companies
+        == {t["id"]: t["name"] for t in types}
+        == {
+            "279": "contact_to_company_unlabeled",
+            "1": "contact_to_company",
+        }
+    )
