@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.forms import BoundField
+from django.http import QueryDict
 
 from hubspot.forms import OwnedCorrection, PropertyValueField, definitions_for
 from hubspot.models import Change
@@ -41,15 +42,56 @@ class BoardFilterForm(forms.Form):
         label="Search",
         widget=forms.TextInput(attrs={"type": "search", "placeholder": "Order, customer, email, tracking…"}),
     )
-    store = forms.CharField(required=False, max_length=255)
-    status = forms.CharField(required=False, max_length=100, label="Fulfillment")
-    currency = forms.CharField(required=False, max_length=8)
+    # Chosen from the values the pipeline's orders have (``choices``), matched case-insensitively; without
+    # a list (a view that shows no form) any text is taken as it is.
+    store = forms.CharField(required=False, max_length=255, widget=forms.Select)
+    status = forms.CharField(required=False, max_length=100, label="Fulfillment", widget=forms.Select)
+    currency = forms.CharField(required=False, max_length=8, widget=forms.Select)
     created_from = forms.DateField(
         required=False, widget=forms.DateInput(attrs={"type": "date"}), label="Created from"
     )
     created_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="to")
     sync = forms.ChoiceField(required=False, choices=SYNC_STATES, label="Sync state")
     stale = forms.BooleanField(required=False, label="Stale only")
+
+    CHOICE_FIELDS = {"store": "Any store", "status": "Any fulfillment", "currency": "Any currency"}
+
+    def __init__(self, *args: Any, choices: dict[str, list[str]] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.present = choices or {}
+        for name, anything in self.CHOICE_FIELDS.items():
+            values = self.present.get(name)
+            if values is None:
+                self.fields[name].widget = forms.TextInput()
+                continue
+            options = [("", anything), *((v, v) for v in values)]
+            asked = str(self.data.get(name) or "").strip() if self.is_bound else ""
+            present = self._present(name, asked) if asked else None
+            if asked and present is None:
+                options.append((asked, f"{asked} (no orders)"))  # a URL's value stays visible, never lost
+            elif present is not None and present != self.data.get(name):
+                # The select (and the board's query) show the value as the orders spell it.
+                data = self.data.copy() if isinstance(self.data, QueryDict) else dict(self.data)
+                data[name] = present
+                self.data = data
+            self.fields[name].widget = forms.Select(choices=options)
+
+    def _present(self, name: str, value: str) -> str | None:
+        folded = value.casefold()
+        return next((v for v in self.present.get(name, []) if v.casefold() == folded), None)
+
+    def _choice(self, name: str) -> str:
+        value = str(self.cleaned_data.get(name) or "").strip()
+        return (self._present(name, value) or value) if value else ""
+
+    def clean_store(self) -> str:
+        return self._choice("store")
+
+    def clean_status(self) -> str:
+        return self._choice("status")
+
+    def clean_currency(self) -> str:
+        return self._choice("currency")
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

@@ -100,9 +100,10 @@ class OrderQuerySet(models.QuerySet["Order"]):
                 | Q(tracking_number__icontains=text)
                 | Q(hubspot_id=text)
             )
+        # Matched whatever the case ("usd" finds "USD"), as HubSpot's own filters do.
         for field, key in (("store", "store"), ("fulfillment_status", "status"), ("currency", "currency")):
             if value := filters.get(key):
-                qs = qs.filter(**{field: value})
+                qs = qs.filter(**{f"{field}__iexact": value})
         if start := filters.get("created_from"):
             qs = qs.filter(remote_created_at__gte=datetime.combine(start, time.min, tzinfo=UTC))
         if end := filters.get("created_to"):
@@ -221,6 +222,28 @@ class BoardTotalQuerySet(models.QuerySet["BoardTotal"]):
         """Whether the maintained totals can answer a board under these filters."""
         return set(filters) <= set(TOTALS_FILTERS)
 
+    def values_present(self, pipeline_id: int) -> dict[str, list[str]]:
+        """Each filter's values among the pipeline's live orders (for the filters' choices), one per value
+        whatever its case (the spelling most orders have), sorted: read off the totals, a few hundred rows."""
+        present: dict[str, list[str]] = {}
+        for key, column in TOTALS_FILTERS.items():
+            rows = (
+                self.filter(pipeline_id=pipeline_id)
+                .exclude(**{column: ""})
+                .order_by()
+                .values_list(column)
+                .annotate(n=Sum("count"))
+                .filter(n__gt=0)
+                .values_list(column, "n")
+            )
+            best: dict[str, tuple[int, str]] = {}
+            for value, count in rows:
+                folded = value.casefold()
+                if folded not in best or count > best[folded][0]:
+                    best[folded] = (count, value)
+            present[key] = sorted((value for _, value in best.values()), key=str.casefold)
+        return present
+
     def stage_totals(
         self, pipeline_id: int, filters: dict[str, Any], stage_ids: list[int] | None = None
     ) -> dict[int | None, dict[str, Any]]:
@@ -228,7 +251,7 @@ class BoardTotalQuerySet(models.QuerySet["BoardTotal"]):
         qs = self.filter(pipeline_id=pipeline_id)
         for key, column in TOTALS_FILTERS.items():
             if value := filters.get(key):
-                qs = qs.filter(**{column: value})
+                qs = qs.filter(**{f"{column}__iexact": value})
         if stage_ids is not None:
             qs = qs.filter(stage_id__in=stage_ids)
         rows = (

@@ -15,7 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import trigger_client_event
+from django_htmx.http import push_url, replace_url, trigger_client_event
 
 from hubspot.permissions import SUPPORT, group_required
 from hubspot.views import HtmxHttpRequest
@@ -34,8 +34,12 @@ def _user(request: HttpRequest) -> User:
     return cast(User, request.user)
 
 
-def _filters(request: HtmxHttpRequest) -> tuple[BoardFilterForm, dict[str, Any]]:
-    form = BoardFilterForm(request.GET or None)
+def _filters(
+    request: HtmxHttpRequest, pipeline: Pipeline | None = None
+) -> tuple[BoardFilterForm, dict[str, Any]]:
+    """The board's filters from the URL; with the pipeline, the form offers the values its orders have."""
+    choices = boards.filter_choices(pipeline) if pipeline is not None else None
+    form = BoardFilterForm(request.GET or None, choices=choices)
     return form, form.active()
 
 
@@ -60,19 +64,30 @@ def board(request: HtmxHttpRequest, pipeline_pk: int) -> HttpResponse:
     pipeline = next((p for p in pipelines if p.pk == pipeline_pk), None)
     if pipeline is None:
         raise Http404("No such order pipeline.")
-    form, filters = _filters(request)
+    # Read before the board: whatever changes meanwhile comes with the first poll.
+    version = boards.version(pipeline)
+    form, filters = _filters(request, pipeline)
+    shown = form.data if isinstance(form.data, QueryDict) else request.GET  # as the form spells them
+    board = boards.build_board(pipeline, filters, shown)
     context = {
-        "board": boards.build_board(pipeline, filters, request.GET),
+        "board": board,
         "form": form,
         "pipelines": pipelines,
         "saved_views": SavedView.objects.filter(user=_user(request), pipeline=pipeline),
-        "version": boards.version(pipeline),
+        "version": version,
         "pipeline_pk": pipeline.pk,
+        "query": board.query,
+        "poll_seconds": boards.poll_seconds(),
     }
-    template = "orders/board.html"
-    if request.htmx and request.htmx.target == "board-body":
-        template += "#board-body"
-    return render(request, template, context)
+    if not (request.htmx and request.htmx.target == "board-body"):
+        return render(request, "orders/board.html", context)
+    # Filtering without a reload: the board, and what outside it depends on the filters (the bulk bar's
+    # count, the saved views, the links to the table and the export), and the URL says what is shown.
+    response = render(request, "orders/board.html#board-refresh", context)
+    url = f"{request.path}?{board.query}" if board.query else request.path
+    if request.htmx.trigger == "board-filters":
+        return push_url(response, url)
+    return replace_url(response, url)
 
 
 @group_required(SUPPORT)
@@ -89,7 +104,7 @@ def column(request: HtmxHttpRequest, pipeline_pk: int, stage_pk: int) -> HttpRes
         "next_cursor": next_cursor,
         "column_stage": stage,
         "pipeline": pipeline,
-        "query": _without(request.GET, "after"),
+        "query": boards.filter_query(request.GET),
         "card_fields": boards.card_fields(pipeline),
     }
     return render(request, "orders/board.html#column-page", context)
@@ -98,15 +113,26 @@ def column(request: HtmxHttpRequest, pipeline_pk: int, stage_pk: int) -> HttpRes
 @group_required(SUPPORT)
 @require_GET
 def board_version(request: HtmxHttpRequest, pipeline_pk: int) -> HttpResponse:
-    """The live poll: 204 while nothing changed; otherwise tell the page to refresh the board."""
+    """The live poll: 204 while nothing changed; otherwise the changed cards (each drawn by the page in its
+    place, unless someone is working on it) and every column's header, as out-of-band swaps."""
     pipeline = get_object_or_404(Pipeline.objects.for_orders(), pk=pipeline_pk)
-    current = boards.version(pipeline)
-    if request.GET.get("v") == current:
+    _, filters = _filters(request)
+    changes = boards.changes_since(pipeline, filters, request.GET.get("v", ""))
+    if changes is None:
         return HttpResponse(status=204)
-    response = render(
-        request, "orders/board.html#board-version", {"pipeline_pk": pipeline.pk, "version": current}
-    )
-    return trigger_client_event(response, "boardChanged", {"version": current})
+    context = {
+        "changes": changes,
+        "pipeline": pipeline,
+        "pipeline_pk": pipeline.pk,
+        "version": changes.version,
+        "query": boards.filter_query(request.GET),
+        "card_fields": boards.card_fields(pipeline),
+        "poll_seconds": boards.poll_seconds(),
+    }
+    response = render(request, "orders/board.html#board-changes", context)
+    if changes.reload:
+        return trigger_client_event(response, "boardReload", {})
+    return response
 
 
 @group_required(SUPPORT)
@@ -293,7 +319,7 @@ def _without(query: QueryDict, *names: str) -> str:
 def table(request: HtmxHttpRequest, pipeline_pk: int) -> HttpResponse:
     """The same orders and filters as a list, a page at a time."""
     pipeline = get_object_or_404(Pipeline.objects.for_orders(), pk=pipeline_pk)
-    form, filters = _filters(request)
+    form, filters = _filters(request, pipeline)
     orders = boards.filtered(pipeline, filters).select_related("stage").order_by("-remote_created_at", "-pk")
     # get_page: a page that is no number is the first, one past the end (however large) the last.
     page = Paginator(orders, TABLE_PAGE).get_page(request.GET.get("page"))
@@ -378,14 +404,16 @@ def saved_view_create(request: HtmxHttpRequest, pipeline_pk: int) -> HttpRespons
     pipeline = get_object_or_404(Pipeline.objects.for_orders(), pk=pipeline_pk)
     form = SavedViewForm(request.POST)
     if form.is_valid():
+        # The filters the page shows (the page fills this in as it is sent), kept to the filters alone.
+        query = boards.filter_query(QueryDict(form.cleaned_data["query"]))
         SavedView.objects.update_or_create(
             user=_user(request),
             pipeline=pipeline,
             name=form.cleaned_data["name"],  # type: ignore[misc]
-            defaults={"query": form.cleaned_data["query"]},
+            defaults={"query": query},
         )
         messages.success(request, f"Saved the view “{form.cleaned_data['name']}”.")
-        return redirect(reverse("orders:board", args=[pipeline.pk]) + "?" + form.cleaned_data["query"])
+        return redirect(reverse("orders:board", args=[pipeline.pk]) + ("?" + query if query else ""))
     messages.error(request, "A saved view needs a name of at most 80 characters.")
     return redirect("orders:board", pipeline.pk)
 
@@ -396,7 +424,9 @@ def saved_view_delete(request: HtmxHttpRequest, pipeline_pk: int, view_pk: int) 
     view = get_object_or_404(SavedView, pk=view_pk, user=_user(request), pipeline_id=pipeline_pk)
     view.delete()
     messages.success(request, f"Deleted the view “{view.name}”.")
-    return redirect("orders:board", pipeline_pk)
+    # Back to the board as it was filtered (the filters, and nothing else, from what the page sent).
+    query = boards.filter_query(QueryDict(request.POST.get("query", "")[:2000]))
+    return redirect(reverse("orders:board", args=[pipeline_pk]) + ("?" + query if query else ""))
 
 
 # --- the order drawer ---------------------------------------------------------------------------------------

@@ -141,7 +141,7 @@ class TestBoard:
 
 
 class TestLive:
-    def test_nothing_changed_is_204_and_a_change_triggers_a_refresh(
+    def test_nothing_changed_is_204_and_a_change_sends_the_changed_card(
         self, support_client: Any, pipeline: Pipeline
     ) -> None:
         order = order_in(pipeline, "Open")
@@ -153,7 +153,8 @@ class TestLive:
         order.save()
         response = support_client.get(url, {"v": version}, headers=HTMX)
         assert response.status_code == 200
-        assert "boardChanged" in response["HX-Trigger"]
+        html = response.content.decode()
+        assert f'id="order-{order.hubspot_id}"' in html and "Changed by a sync" in html
 
 
 class TestMove:
