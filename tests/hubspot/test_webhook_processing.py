@@ -161,7 +161,7 @@ def test_fifty_webhooks_leave_one_processing_task_waiting_in_the_queue(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_processing_task_says_it_started_before_it_claims(
+def test_a_started_task_lets_the_next_webhook_queue_another(
     portal: Sandbox, own_queue: str, django_capture_on_commit_callbacks: Any
 ) -> None:
     with django_capture_on_commit_callbacks(execute=True):
