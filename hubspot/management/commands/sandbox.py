@@ -32,6 +32,8 @@ def fault_rules(options: dict[str, Any]) -> list[FaultRule]:
 
 class Command(BaseCommand):
     help = "Serve a local HubSpot CRM API sandbox (objects, search, associations, pipelines, webhooks)."
+    # The sandbox shares nothing with the app (no database, no URLs): it starts without the app's checks.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
