@@ -1,15 +1,144 @@
-"""Carts: HubSpot's cart objects (0-142) in the local cache."""
+"""Carts: HubSpot's cart objects (0-142) in the local cache, and the recovery emails sent about them."""
 
 from __future__ import annotations
 
+import hashlib
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from django.conf import settings
 from django.db import models
+from django.db.models import Case, Exists, OuterRef, Q, Value, When
+from django.db.models.functions import Lower
+from django.utils import timezone
 
 from hubspot.mirror import MirroredObject
+
+if TYPE_CHECKING:
+    from hubspot.models import Contact
+
+
+class RecoveryState(models.TextChoices):
+    """What the carts list shows for a cart (``Cart.objects.with_recovery_state()``)."""
+
+    NEW = "new", "New"
+    EMAILED = "emailed", "Emailed"
+    CLICKED = "clicked", "Clicked"
+    RECOVERED = "recovered", "Recovered"
+    UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+    NOT_EMAILABLE = "not_emailable", "Not emailable"
+
+
+class EmailState(models.TextChoices):
+    """How far the recovery emails about a cart got (kept on the cart by the services)."""
+
+    NEW = "new", "New"
+    EMAILED = "emailed", "Emailed"
+    CLICKED = "clicked", "Clicked"
+
+
+# The reasons a cart is not emailable, as the list and the log show them.
+NO_LINK = "No recovery link"
+NO_EMAIL = "No email address"
+UNSUBSCRIBED = "Unsubscribed"
+NO_CONSENT = "No marketing consent"
+ALREADY_ORDERED = "Already ordered"
+COMPLETED = "Completed"
+
+
+def completed_statuses() -> list[str]:
+    """The cart statuses (hs_external_status, free text in HubSpot) that mean the checkout finished."""
+    return list(settings.CARTS_COMPLETED_STATUSES)
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def email_hash(email: str) -> str:
+    """The suppression list's key: kept when the address itself is erased."""
+    return hashlib.sha256(normalize_email(email).encode()).hexdigest()
+
+
+def is_web_link(url: str) -> bool:
+    """A recovery link the click redirect may send a customer to: an absolute http(s) URL with a host."""
+    from urllib.parse import urlsplit
+
+    if not url or any(ord(ch) < 33 for ch in url):
+        return False
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme in {"http", "https"} and bool(parts.hostname)
+
+
+def looks_like_email(email: str) -> bool:
+    local, at, domain = email.strip().rpartition("@")
+    return bool(at and local and "." in domain and not any(ord(ch) < 33 for ch in email.strip()))
 
 
 class CartQuerySet(models.QuerySet["Cart"]):
     def live(self) -> CartQuerySet:
         return self.filter(archived=False)
+
+    def abandoned(self, now: datetime | None = None) -> CartQuerySet:
+        """Live carts, not completed, with no order, unchanged for CARTS_ABANDONED_AFTER_MIN minutes."""
+        cutoff = (now or timezone.now()) - timedelta(minutes=settings.CARTS_ABANDONED_AFTER_MIN)
+        return (
+            self.live()
+            .filter(order_hubspot_id="", remote_updated_at__lte=cutoff)
+            .exclude(status__in=completed_statuses())
+        )
+
+    def with_recovery_state(self) -> CartQuerySet:
+        """Annotate ``recovery_state`` (a RecoveryState value). ``last_email_at`` is a column of the cart.
+
+        Order of precedence: recovered (ordered after an email), unsubscribed, clicked, emailed,
+        not emailable, new."""
+        suppressed = Exists(Suppression.objects.filter(email=Lower(OuterRef("customer_email"))))
+        not_emailable = (
+            Q(cart_url="")
+            | Q(customer_email="")
+            | Q(order_hubspot_id__gt="")
+            | Q(status__in=completed_statuses())
+        )
+        if settings.CARTS_CONSENT_POLICY == "marketing":
+            from hubspot.models import Contact
+
+            consent = Contact.objects.filter(
+                hubspot_id=OuterRef("contact_hubspot_id"),
+                **{f"properties__{settings.CARTS_CONSENT_PROPERTY}": "true"},
+            )
+            not_emailable = not_emailable | Q(~Exists(consent))
+        return self.annotate(
+            recovery_state=Case(
+                When(
+                    Q(order_hubspot_id__gt="") & ~Q(email_state=EmailState.NEW),
+                    then=Value(RecoveryState.RECOVERED.value),
+                ),
+                When(suppressed, then=Value(RecoveryState.UNSUBSCRIBED.value)),
+                When(email_state=EmailState.CLICKED, then=Value(RecoveryState.CLICKED.value)),
+                When(email_state=EmailState.EMAILED, then=Value(RecoveryState.EMAILED.value)),
+                When(not_emailable, then=Value(RecoveryState.NOT_EMAILABLE.value)),
+                default=Value(RecoveryState.NEW.value),
+                output_field=models.CharField(),
+            )
+        )
+
+    def search(self, q: str) -> CartQuerySet:
+        """Carts whose contact's email or name, cart name, or HubSpot / external cart id contains ``q``."""
+        q = q.strip()[:200].replace("\x00", "")
+        if not q:
+            return self
+        match = (
+            Q(customer_email__icontains=q)
+            | Q(customer_name__icontains=q)
+            | Q(name__icontains=q)
+            | Q(hubspot_id=q)
+            | Q(external_id__iexact=q)
+        )
+        return self.filter(match)
 
 
 class Cart(MirroredObject):
@@ -25,6 +154,11 @@ class Cart(MirroredObject):
     customer_email = models.CharField(max_length=255, blank=True)
     # The order this cart became, when HubSpot associates one (cart → order, 592).
     order_hubspot_id = models.CharField(max_length=32, blank=True)
+    # Kept by the recovery services (never by sync): how far its emails got, and when the last one went.
+    email_state = models.CharField(
+        max_length=16, choices=EmailState.choices, default=EmailState.NEW, db_index=True
+    )
+    last_email_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     objects = CartQuerySet.as_manager()
 
@@ -36,3 +170,239 @@ class Cart(MirroredObject):
 
     def __str__(self) -> str:
         return self.name or f"Cart {self.hubspot_id}"
+
+    def contact(self) -> Contact | None:
+        from hubspot.models import Contact
+
+        if not self.contact_hubspot_id:
+            return None
+        return Contact.objects.filter(hubspot_id=self.contact_hubspot_id).first()
+
+    def is_suppressed(self) -> bool:
+        return bool(self.customer_email) and Suppression.objects.is_suppressed(self.customer_email)
+
+    def emailable_reason(self, contact: Contact | None = None) -> str:
+        """ "" when a recovery email may go to this cart's contact now, else why not (a short phrase)."""
+        if self.order_hubspot_id:
+            return ALREADY_ORDERED
+        if self.status and self.status in completed_statuses():
+            return COMPLETED
+        if not is_web_link(self.cart_url):
+            return NO_LINK
+        if not looks_like_email(self.customer_email):
+            return NO_EMAIL
+        if self.is_suppressed():
+            return UNSUBSCRIBED
+        if settings.CARTS_CONSENT_POLICY == "marketing":
+            if contact is None or contact.hubspot_id != self.contact_hubspot_id:
+                contact = self.contact()
+            value = contact.prop(settings.CARTS_CONSENT_PROPERTY) if contact is not None else ""
+            if value.strip().lower() != "true":
+                return NO_CONSENT
+        return ""
+
+    @property
+    def is_emailable(self) -> bool:
+        return self.emailable_reason() == ""
+
+
+# --- recovery emails ---------------------------------------------------------------------------------------
+
+
+class RecoveryTemplate(models.Model):
+    """A recovery email: subject, HTML and text bodies with merge fields (carts.rendering)."""
+
+    name = models.CharField(max_length=200)
+    # Which email of a sequence this is (1 = the first); null for a template no sequence uses.
+    step = models.PositiveSmallIntegerField(null=True, blank=True)
+    active = models.BooleanField(default=True)
+    subject = models.CharField(max_length=500)
+    html_body = models.TextField()
+    text_body = models.TextField()
+    # The template used when no active template names the step.
+    is_default = models.BooleanField(default=False)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["step", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["step"],
+                condition=Q(active=True, step__isnull=False),
+                name="recovery_template_one_active_per_step",
+            ),
+            models.UniqueConstraint(
+                fields=["is_default"], condition=Q(is_default=True), name="recovery_template_one_default"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @classmethod
+    def for_step(cls, step: int) -> RecoveryTemplate | None:
+        """The active template of the step, else the default one."""
+        found = cls.objects.filter(step=step, active=True).first()
+        return found or cls.objects.filter(is_default=True).first()
+
+
+class BulkSend(models.Model):
+    """One "send to these carts" by a person: its sends are RecoverySend rows (queued when confirmed)."""
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    filters = models.JSONField(default=dict, blank=True)  # the list query it was made from
+    total = models.PositiveIntegerField(default=0)
+    queued = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Bulk send {self.pk} ({self.total} carts)"
+
+
+class SendStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    UNCERTAIN = "uncertain", "Uncertain"
+    SKIPPED = "skipped", "Skipped"
+    FAILED = "failed", "Failed"
+
+
+# Statuses that hold a cart's step: a second send of the same step is refused while one of these exists.
+HOLDING = (SendStatus.QUEUED, SendStatus.SENDING, SendStatus.SENT, SendStatus.UNCERTAIN)
+# Statuses that count toward the per-contact frequency cap (an uncertain one may have arrived).
+DELIVERED_OR_MAYBE = (SendStatus.SENDING, SendStatus.SENT, SendStatus.UNCERTAIN)
+
+
+class RecoverySendQuerySet(models.QuerySet["RecoverySend"]):
+    def holding(self) -> RecoverySendQuerySet:
+        return self.filter(status__in=HOLDING)
+
+    def recent_to(self, email: str, since: datetime) -> RecoverySendQuerySet:
+        """Sends to this address that went (or may have gone) out since ``since``."""
+        return self.filter(
+            to_email=normalize_email(email), status__in=DELIVERED_OR_MAYBE, sending_at__gte=since
+        )
+
+
+class RecoverySend(models.Model):
+    """One recovery email about one cart: requested, then sent (or skipped, failed, uncertain) by a worker."""
+
+    cart = models.ForeignKey(Cart, on_delete=models.CASCADE, related_name="recovery_sends")
+    step = models.PositiveSmallIntegerField(default=1)
+    template = models.ForeignKey(RecoveryTemplate, null=True, blank=True, on_delete=models.SET_NULL)
+    to_email = models.CharField(max_length=255, blank=True)  # normalised (lower case) at request time
+    contact_hubspot_id = models.CharField(max_length=32, blank=True)  # the contact at request time
+    status = models.CharField(max_length=16, choices=SendStatus.choices, default=SendStatus.QUEUED)
+    reason = models.TextField(blank=True)  # why skipped or failed, or what made it uncertain
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    bulk = models.ForeignKey(BulkSend, null=True, blank=True, on_delete=models.SET_NULL, related_name="sends")
+    message_id = models.CharField(max_length=255, blank=True)
+    token = models.CharField(max_length=64, unique=True)  # random, named by the signed links
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # When a task was last queued for it (the resume sweep re-queues sends whose task was lost).
+    queued_at = models.DateTimeField(null=True, blank=True)
+    sending_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    clicked_at = models.DateTimeField(null=True, blank=True)
+    # Set on every status change: the resume sweep's measure of whether workers are making progress.
+    updated_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = RecoverySendQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["cart", "step"],
+                condition=~Q(status__in=["skipped", "failed"]),
+                name="recovery_send_one_per_cart_step",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["status", "queued_at"], name="recovery_send_status"),
+            models.Index(fields=["to_email", "sending_at"], name="recovery_send_to_email"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Recovery email {self.pk} ({self.status})"
+
+
+class EventKind(models.TextChoices):
+    SEND_REQUESTED = "send_requested", "Send requested"
+    SENT = "sent", "Sent"
+    SKIPPED = "skipped", "Skipped"
+    FAILED = "failed", "Failed"
+    UNCERTAIN = "uncertain", "Uncertain"
+    CLICKED = "clicked", "Clicked"
+    UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+    STATE_CHANGED = "state_changed", "State changed"
+    NOTE = "note", "Note"
+
+
+class CartEvent(models.Model):
+    """One line of a cart's log: every send, skip (with its reason), click, unsubscribe and state change."""
+
+    cart = models.ForeignKey(Cart, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=20, choices=EventKind.choices)
+    message = models.TextField(blank=True)
+    send = models.ForeignKey(
+        RecoverySend, null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
+    )
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        indexes = [models.Index(fields=["cart", "-at"], name="cart_event_log")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.message}"
+
+
+class SuppressionSource(models.TextChoices):
+    UNSUBSCRIBE = "unsubscribe", "Unsubscribed"
+    SMTP_BOUNCE = "smtp_bounce", "Refused by the mail server"
+    STAFF = "staff", "Added by staff"
+
+
+class SuppressionQuerySet(models.QuerySet["Suppression"]):
+    def is_suppressed(self, email: str) -> bool:
+        return bool(email.strip()) and self.filter(email_hash=email_hash(email)).exists()
+
+    def search(self, q: str) -> SuppressionQuerySet:
+        q = q.strip()[:200].replace("\x00", "")
+        return self.filter(email__icontains=q) if q else self
+
+
+class Suppression(models.Model):
+    """An address no recovery email may go to. ``email_hash`` stays when the address is erased."""
+
+    email = models.CharField(max_length=255, unique=True, null=True, blank=True)  # normalised
+    email_hash = models.CharField(max_length=64, unique=True)
+    reason = models.TextField(blank=True)
+    source = models.CharField(max_length=16, choices=SuppressionSource.choices)
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = SuppressionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return self.email or f"(erased {self.email_hash[:8]})"

@@ -234,22 +234,47 @@ if env_bool("SECURE_PROXY_SSL_HEADER", False):
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
 # --- email ---------------------------------------------------------------------------------------------
-# Production sends through SMTP; the demo writes each message to a file in the data folder.
-EMAIL_BACKEND = env(
-    "EMAIL_BACKEND",
-    "django.core.mail.backends.smtp.EmailBackend"
-    if PRODUCTION
-    else "django.core.mail.backends.filebased.EmailBackend",
-)
+# Django's SMTP backend everywhere. The demo's mail server (`manage.py mailserver`, started by `demo`) listens
+# on 127.0.0.1:MAILBOX_PORT without TLS and keeps what it receives in MAILBOX_DIR (the Mailbox page).
+EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
 EMAIL_FILE_PATH = DATA_DIR / "sent-mail"
-EMAIL_HOST = env("EMAIL_HOST", "localhost")
-EMAIL_PORT = env_int("EMAIL_PORT", 587)
+MAILBOX_DIR = Path(env("MAILBOX_DIR", str(DATA_DIR / "mailbox")))
+MAILBOX_PORT = env_int("MAILBOX_PORT", 8025)
+EMAIL_HOST = env("EMAIL_HOST", "localhost" if PRODUCTION else "127.0.0.1")
+EMAIL_PORT = env_int("EMAIL_PORT", 587 if PRODUCTION else MAILBOX_PORT)
 EMAIL_HOST_USER = env("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD")
-EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", PRODUCTION)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 20)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "OrderDeck <orders@example.com>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# --- carts and recovery emails -------------------------------------------------------------------------------
+# A cart is abandoned when it is live, has no order, its status (hs_external_status, free text in HubSpot) is
+# none of CARTS_COMPLETED_STATUSES (matched exactly; UNCONFIRMED which values stores send), and HubSpot has
+# seen no change to it for CARTS_ABANDONED_AFTER_MIN minutes.
+CARTS_ABANDONED_AFTER_MIN = env_int("CARTS_ABANDONED_AFTER_MIN", 60)
+CARTS_COMPLETED_STATUSES = env_list("CARTS_COMPLETED_STATUSES", "completed,checkout_completed,ordered")
+# Who may get a recovery email: "anyone" with an address, or only contacts whose CARTS_CONSENT_PROPERTY is
+# "true" ("marketing"; hs_marketable_status is UNCONFIRMED as the right property for every portal).
+CARTS_CONSENT_POLICY = env("CARTS_CONSENT_POLICY", "anyone")
+if CARTS_CONSENT_POLICY not in {"anyone", "marketing"}:
+    raise ImproperlyConfigured("CARTS_CONSENT_POLICY must be 'anyone' or 'marketing'.")
+CARTS_CONSENT_PROPERTY = env("CARTS_CONSENT_PROPERTY", "hs_marketable_status")
+# At most one recovery email per contact (address) in this many hours, across all their carts.
+CARTS_EMAIL_CAP_HOURS = env_int("CARTS_EMAIL_CAP_HOURS", 24)
+# How long the signed click and unsubscribe links in a recovery email work.
+CARTS_LINK_MAX_AGE_DAYS = env_int("CARTS_LINK_MAX_AGE_DAYS", 30)
+# A send still queued this long while no send made progress had its task lost (a worker or broker restart):
+# the resume sweep queues it again. A send left "sending" this long after EMAIL_TIMEOUT is marked uncertain.
+CARTS_SEND_REQUEUE_S = env_int("CARTS_SEND_REQUEUE_S", 60)
+CARTS_SENDING_STALE_S = env_int("CARTS_SENDING_STALE_S", 60)
+# Temporary SMTP refusals (4xx) and connection errors are retried this many times, backing off up to the cap.
+CARTS_SEND_MAX_RETRIES = env_int("CARTS_SEND_MAX_RETRIES", 8)
+CARTS_SEND_RETRY_CAP_S = env_int("CARTS_SEND_RETRY_CAP_S", 600)
+RECOVERY_FROM_EMAIL = env("RECOVERY_FROM_EMAIL", DEFAULT_FROM_EMAIL)
+# The absolute base of the links in emails (click tracking, unsubscribe).
+SITE_URL = env("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 # --- HubSpot ---------------------------------------------------------------------------------------------
 SANDBOX_PORT = env_int("SANDBOX_PORT", 8765)
