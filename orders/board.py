@@ -57,6 +57,11 @@ class Board:
     sums: dict[str, Decimal]
     card_fields: list[tuple[str, str]] = field(default_factory=list)  # (property name, label)
 
+    @property
+    def filter_count(self) -> int:
+        """How many filters are set (what the "Filters" disclosure shows while it is closed)."""
+        return len([name for name in self.filters if name in BoardFilterForm.base_fields])
+
 
 def poll_seconds() -> float:
     return float(getattr(settings, "ORDERDECK_BOARD_POLL_SECONDS", POLL_SECONDS))
