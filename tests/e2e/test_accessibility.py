@@ -398,3 +398,31 @@ def test_the_axe_run_finds_what_the_review_found(axe_context: Callable[..., Any]
     )
     found = " ".join(serious_violations(page))
     assert "label-content-name-mismatch" in found and "color-contrast" in found
+
+
+def test_a_live_redraw_of_the_board_keeps_the_focus(
+    hostile_order: Order, live_server: Any, page: Any, settings: Any
+) -> None:
+    settings.ORDERDECK_BOARD_POLL_SECONDS = 1
+    factories.support_user(username="sam")
+    sign_in(page, live_server, "sam")
+    focused = page.locator(f"#order-{hostile_order.hubspot_id} .order-name a")
+    focused.focus()
+    # Another order of the same column changes (as a sync or a colleague would), and so does this one.
+    other = (
+        Order.objects.filter(stage=hostile_order.stage, archived=False)
+        .exclude(pk=hostile_order.pk)
+        .order_by("-remote_created_at")
+        .first()
+    )
+    assert other is not None
+    other.name = "Renamed while you looked"
+    other.save()
+    poll(page, "document.body.textContent.includes('Renamed while you looked')", timeout_s=15)
+    hostile_order.store = "Changed store"
+    hostile_order.save()
+    page.wait_for_timeout(3000)  # a few polls
+    assert (
+        page.evaluate("document.activeElement.closest('.card-item')?.id")
+        == f"order-{hostile_order.hubspot_id}"
+    )
