@@ -183,6 +183,16 @@ class Cart(MirroredObject):
 
     def emailable_reason(self, contact: Contact | None = None) -> str:
         """ "" when a recovery email may go to this cart's contact now, else why not (a short phrase)."""
+        consent = ""
+        if settings.CARTS_CONSENT_POLICY == "marketing":
+            if contact is None or contact.hubspot_id != self.contact_hubspot_id:
+                contact = self.contact()
+            consent = contact.prop(settings.CARTS_CONSENT_PROPERTY) if contact is not None else ""
+        return self.emailable_reason_given(suppressed=self.is_suppressed(), consent=consent)
+
+    def emailable_reason_given(self, *, suppressed: bool, consent: str) -> str:
+        """emailable_reason() with the suppression and the contact's consent value already looked up (bulk
+        reads look them up for many carts at once)."""
         if self.order_hubspot_id:
             return ALREADY_ORDERED
         if self.status and self.status in completed_statuses():
@@ -191,14 +201,10 @@ class Cart(MirroredObject):
             return NO_LINK
         if not looks_like_email(self.customer_email):
             return NO_EMAIL
-        if self.is_suppressed():
+        if suppressed:
             return UNSUBSCRIBED
-        if settings.CARTS_CONSENT_POLICY == "marketing":
-            if contact is None or contact.hubspot_id != self.contact_hubspot_id:
-                contact = self.contact()
-            value = contact.prop(settings.CARTS_CONSENT_PROPERTY) if contact is not None else ""
-            if value.strip().lower() != "true":
-                return NO_CONSENT
+        if settings.CARTS_CONSENT_POLICY == "marketing" and consent.strip().lower() != "true":
+            return NO_CONSENT
         return ""
 
     @property

@@ -460,6 +460,9 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "task": "hubspot.tasks.prune_webhook_events_task",
         "schedule": crontab(hour=3, minute=41),
     },
+    # Every minute: recovery emails whose task was lost (a worker or broker restart) are queued again, and
+    # ones left "sending" by a dead worker are marked uncertain (never sent again automatically).
+    "carts-send-resume": {"task": "carts.tasks.bulk_send_resume_task", "schedule": 60.0},
     # Nightly: drop heartbeats older than a day.
     "prune-heartbeats": {
         "task": "hubspot.tasks.prune_heartbeats_task",

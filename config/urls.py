@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path, register_converter
 
+from carts import public as carts_public
 from config.converters import IdConverter
 from hubspot import views as hubspot_views
 
@@ -21,6 +22,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("boards/", include("orders.urls")),
     path("carts/", include("carts.urls")),
+    # The links in recovery emails: public (customers are not signed in), signed, see carts.public.
+    path("r/c/<str:token>/", carts_public.recovery_click, name="recovery-click"),
+    path("r/u/<str:token>/", carts_public.recovery_unsubscribe, name="recovery-unsubscribe"),
     path("pipelines/", include("pipelines.urls")),
     path("sync/", include("hubspot.urls")),
     path("hubspot/webhooks/", hubspot_views.webhook, name="hubspot-webhook"),
