@@ -67,6 +67,7 @@ HOSTILE_BODIES = {
     "nan": b'[{"eventId": NaN, "subscriptionType": "object.creation"}]',
     "deeply-nested": b"[" * 100_000 + b"]" * 100_000,
     "too-many-events": json.dumps([event(i, str(300 + i)) for i in range(1, 102)]).encode(),
+    "over-django-upload-limit": b"[" + b" " * 3_000_000 + b"]",
 }
 
 
