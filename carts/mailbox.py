@@ -8,6 +8,7 @@ never leaves the machine. A recipient address containing ``reject-5xx`` or ``rej
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import logging
@@ -30,8 +31,9 @@ MAX_MESSAGE_BYTES = 10 * 1024 * 1024
 
 
 class _Handler:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, delay_s: float) -> None:
         self.folder = folder
+        self.delay_s = delay_s
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
@@ -58,13 +60,19 @@ class _Handler:
         with os.fdopen(fd, "wb") as out:
             out.write(header + content)
         os.replace(tmp, self.folder / f"{name}.eml")
+        if self.delay_s:
+            # A slow server: the message is kept before the client hears it was accepted.
+            await asyncio.sleep(self.delay_s)
         return "250 Message accepted for delivery"
 
 
 class MailServer:
-    """An SMTP server on ``host:port`` (0 picks a free port) storing what it receives in ``folder``."""
+    """An SMTP server on ``host:port`` (0 picks a free port) storing what it receives in ``folder``;
+    ``delay_s`` holds each accepted message's answer back that long (tests of a worker killed mid-send)."""
 
-    def __init__(self, folder: Path | str, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, folder: Path | str, host: str = "127.0.0.1", port: int = 0, delay_s: float = 0
+    ) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         # aiosmtpd logs every connection at INFO.
@@ -74,7 +82,7 @@ class MailServer:
         self.host = host
         self.port = port
         self._controller = Controller(
-            _Handler(self.folder),
+            _Handler(self.folder, delay_s),
             hostname=host,
             port=port,
             data_size_limit=MAX_MESSAGE_BYTES,

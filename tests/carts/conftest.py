@@ -41,6 +41,11 @@ class SmtpServer:
         self.server = server
         self.mailbox = Mailbox(server.folder)
 
+    def restart(self) -> None:
+        """A new server on the same port and folder (aiosmtpd's controller does not start twice)."""
+        self.server = MailServer(self.server.folder, port=self.server.port)
+        self.server.start()
+
     @property
     def port(self) -> int:
         return self.server.port
@@ -67,10 +72,11 @@ def smtp_server(settings: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
             "RECOVERY_FROM_EMAIL": "Shop Team <team@shop.example>",
         },
     )
+    wrapper = SmtpServer(server)
     try:
-        yield SmtpServer(server)
+        yield wrapper
     finally:
-        server.stop()
+        wrapper.server.stop()
 
 
 @pytest.fixture
@@ -167,9 +173,11 @@ def portal(
         ratelimit.close_limiters()
 
 
-def emailable_cart(portal: Portal, email: str, first_name: str = "Ada") -> Cart:
-    """A cached cart that may be emailed: a fresh contact of its own in HubSpot, a recovery link, no order.
-    Returns it after a sync."""
+def emailable_cart(
+    portal: Portal, email: str, first_name: str = "Ada", contact_id: str | None = None
+) -> Cart:
+    """A cached cart that may be emailed: a fresh contact of its own in HubSpot (or the one named), a recovery
+    link, no order. Returns it after a refresh."""
     cart = (
         Cart.objects.filter(order_hubspot_id="", archived=False)
         .exclude(hubspot_id__in=_taken)
@@ -178,7 +186,7 @@ def emailable_cart(portal: Portal, email: str, first_name: str = "Ada") -> Cart:
     )
     assert cart is not None, "the sandbox has no cart left for this test"
     _taken.add(cart.hubspot_id)
-    contact_id = portal.create_contact(email, first_name)
+    contact_id = contact_id or portal.create_contact(email, first_name)
     if cart.contact_hubspot_id:
         portal.dissociate("carts", cart.hubspot_id, "contacts", cart.contact_hubspot_id)
     portal.associate("carts", cart.hubspot_id, "contacts", contact_id)
