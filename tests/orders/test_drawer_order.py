@@ -247,3 +247,18 @@ def test_the_drawers_move_to_moves_the_order(support_client: Any, order: Order, 
     assert response.status_code == 302  # a plain form: back to the board, which says what happened
     order.refresh_from_db()
     assert order.stage_id == paid.pk
+
+
+def test_the_sync_pages_outbox_names_stages_too(client: Any, order: Order, pipeline: Pipeline) -> None:
+    client.force_login(factories.pipeline_admin())
+    paid = pipeline.stages.get(label="Paid")
+    Change.objects.create(
+        object_type="orders",
+        object_id=order.hubspot_id,
+        base={"hs_pipeline_stage": pipeline.stages.get(label="Open").hubspot_id},
+        new={"hs_pipeline_stage": paid.hubspot_id},
+        status=ChangeStatus.FAILED,
+        error="HubSpot refused it.",
+    )
+    html = re.sub(r"</?bdi>", "", unescape(client.get("/sync/").content.decode()))
+    assert "Stage → “Paid”" in html and paid.hubspot_id not in html
