@@ -426,3 +426,16 @@ def test_a_live_redraw_of_the_board_keeps_the_focus(
         page.evaluate("document.activeElement.closest('.card-item')?.id")
         == f"order-{hostile_order.hubspot_id}"
     )
+
+
+def test_the_board_and_drawer_on_a_phone_have_no_serious_axe_violation(
+    hostile_order: Order, live_server: Any, axe_context: Callable[..., Any]
+) -> None:
+    factories.support_user(username="sam")
+    page = axe_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    sign_in(page, live_server, "sam")
+    found = {"board": serious_violations(page)}
+    page.locator(f"#order-{hostile_order.hubspot_id} .order-name a").click()
+    page.locator("#drawer #drawer-title").wait_for()
+    found["drawer"] = serious_violations(page)
+    assert {name: v for name, v in found.items() if v} == {}
