@@ -52,6 +52,7 @@ def carts_refresh_links_all(spec: MirrorType) -> None:
 
     denormalize_contact(Cart, "carts", None)
     copy_first_edge(Cart, "carts", "orders", "order_hubspot_id")
+    carts_log_recoveries(None)
 
 
 def carts_link_columns(
@@ -75,6 +76,26 @@ def carts_refresh_links(spec: MirrorType, hubspot_ids: Sequence[str]) -> None:
     for chunk in chunks(list(hubspot_ids), 500):
         denormalize_contact(Cart, "carts", chunk)
         _link_orders(chunk)
+        carts_log_recoveries(chunk)
+
+
+RECOVERED = "Recovered: the cart became order {order} after a recovery email"
+
+
+def carts_log_recoveries(hubspot_ids: Sequence[str] | None) -> int:
+    """Log, once, that an emailed cart became an order (the named carts, or every one)."""
+    carts = Cart.objects.exclude(email_state=EmailState.NEW).exclude(order_hubspot_id="")
+    if hubspot_ids is not None:
+        carts = carts.filter(hubspot_id__in=hubspot_ids)
+    logged = CartEvent.objects.filter(kind=EventKind.STATE_CHANGED, message__startswith="Recovered:")
+    fresh = list(carts.exclude(pk__in=logged.values("cart_id")).values_list("pk", "order_hubspot_id"))
+    CartEvent.objects.bulk_create(
+        [
+            CartEvent(cart_id=pk, kind=EventKind.STATE_CHANGED, message=RECOVERED.format(order=order))
+            for pk, order in fresh
+        ]
+    )
+    return len(fresh)
 
 
 # --- recovery emails ---------------------------------------------------------------------------------------

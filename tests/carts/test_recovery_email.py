@@ -103,3 +103,26 @@ def _item_ids(cart: Cart) -> list[str]:
             "to_id", flat=True
         )
     )
+
+
+def test_an_emailed_cart_that_becomes_an_order_is_recovered_and_logged_once(
+    portal: Portal, smtp_server: SmtpServer, default_template: RecoveryTemplate, support_user: Any
+) -> None:
+    from hubspot.sync import refresh_records
+
+    cart = emailable_cart(portal, "recovered@customer.example")
+    send = cart_send_request(cart=cart, by=support_user)
+    assert sending.recovery_send_deliver(send_id=send.pk) == SendStatus.SENT
+    order_id = portal.any_order_id()
+    portal.associate("carts", cart.hubspot_id, "orders", order_id)
+
+    refresh_records("carts", [cart.hubspot_id])
+    refresh_records("carts", [cart.hubspot_id])
+
+    assert Cart.objects.with_recovery_state().get(pk=cart.pk).recovery_state == "recovered"
+    recovered = CartEvent.objects.filter(
+        cart=cart, kind=EventKind.STATE_CHANGED, message__startswith="Recovered"
+    )
+    assert [e.message for e in recovered] == [
+        f"Recovered: the cart became order {order_id} after a recovery email"
+    ]

@@ -98,6 +98,18 @@ class Command(BaseCommand):
             if options["live"] > 0:
                 sandbox += ["--live", str(options["live"])]
             commands.append(("sandbox", sandbox))
+        # Recovery emails go through Django's SMTP backend to a local mail server, whose messages the Mailbox
+        # page shows (unless EMAIL_HOST/EMAIL_PORT name another server); their links come back to this app.
+        # Its port moves to a free one when MAILBOX_PORT is taken (another demo), for every process.
+        if settings.EMAIL_HOST in {"127.0.0.1", "localhost"} and settings.EMAIL_PORT == settings.MAILBOX_PORT:
+            mail_port = settings.MAILBOX_PORT
+            if not _port_free("127.0.0.1", mail_port):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", 0))
+                    mail_port = probe.getsockname()[1]
+            env["EMAIL_PORT"] = env["MAILBOX_PORT"] = str(mail_port)
+            commands.append(("mail", [python, manage, "mailserver", "--port", str(mail_port)]))
+        env.setdefault("SITE_URL", f"http://{host}:{port}")
         commands += [
             (
                 "worker",
