@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from carts.models import Cart
 from tests import factories
@@ -27,10 +29,16 @@ def test_pipelines_list_stages_rules_and_order_counts(client: Any) -> None:
 
 
 def test_abandoned_carts_lists_carts_without_an_order(support_client: Any) -> None:
+    # Abandoned: unchanged for CARTS_ABANDONED_AFTER_MIN (60) minutes.
+    old = timezone.now() - timedelta(hours=2)
     Cart.objects.create(
-        hubspot_id="1", name="<b>Cart A</b>", cart_url="javascript:alert(1)", status="abandoned"
+        hubspot_id="1",
+        name="<b>Cart A</b>",
+        cart_url="javascript:alert(1)",
+        status="abandoned",
+        remote_updated_at=old,
     )
-    Cart.objects.create(hubspot_id="2", name="Converted", order_hubspot_id="77")
+    Cart.objects.create(hubspot_id="2", name="Converted", order_hubspot_id="77", remote_updated_at=old)
     html = support_client.get("/carts/").content.decode()
     assert "&lt;b&gt;Cart A&lt;/b&gt;" in html and "Converted" not in html
     assert 'href="javascript' not in html

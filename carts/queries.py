@@ -1,0 +1,241 @@
+"""Reads of the carts console that the models' QuerySet methods don't already name: the list under its
+filters, the tab counts, the filter choices, and what a cart's drawer shows. Reads only."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from html.parser import HTMLParser
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count, F
+from django.utils import timezone
+
+from carts.forms import STATES
+from carts.models import Cart, CartEvent, CartQuerySet, EmailState, RecoverySend, completed_statuses
+from hubspot.models import Association, Contact, LineItem
+
+AGE_BOUNDS: dict[str, tuple[timedelta | None, timedelta | None]] = {
+    # (newer than, older than) the cart's last change
+    "day": (timedelta(days=1), None),
+    "week": (timedelta(days=7), timedelta(days=1)),
+    "month": (timedelta(days=30), timedelta(days=7)),
+    "older": (None, timedelta(days=30)),
+}
+ORDERINGS: dict[str, tuple[Any, ...]] = {
+    "newest": (F("remote_updated_at").desc(nulls_last=True), "-pk"),
+    "oldest": (F("remote_updated_at").asc(nulls_last=True), "pk"),
+    "value_high": (F("total").desc(nulls_last=True), "-pk"),
+    "value_low": (F("total").asc(nulls_last=True), "pk"),
+    "last_email": (F("last_email_at").desc(nulls_last=True), "-pk"),
+}
+
+
+def console_carts(now: datetime | None = None) -> CartQuerySet:
+    """The carts the console lists: abandoned ones, and those that were emailed whatever became of them
+    (a recovered cart has an order and is no longer abandoned, but staff want to see it)."""
+    abandoned = Cart.objects.abandoned(now=now)
+    emailed = Cart.objects.live().exclude(email_state=EmailState.NEW)
+    return (abandoned | emailed).with_recovery_state()
+
+
+def filtered(carts: CartQuerySet, filters: dict[str, Any], *, now: datetime | None = None) -> CartQuerySet:
+    """The carts under every filter but the state (the tabs count each state under the rest)."""
+    if filters.get("invalid"):
+        return carts.none()
+    now = now or timezone.now()
+    if age := filters.get("age"):
+        newer, older = AGE_BOUNDS[age]
+        if newer is not None:
+            carts = carts.filter(remote_updated_at__gte=now - newer)
+        if older is not None:
+            carts = carts.filter(remote_updated_at__lt=now - older)
+    if (low := filters.get("min_total")) is not None:
+        carts = carts.filter(total__gte=low)
+    if (high := filters.get("max_total")) is not None:
+        carts = carts.filter(total__lte=high)
+    if store := filters.get("store"):
+        carts = carts.filter(store=store)
+    if currency := filters.get("currency"):
+        carts = carts.filter(currency=currency)
+    if q := filters.get("q"):
+        carts = carts.search(q)
+    return carts
+
+
+def in_state(carts: CartQuerySet, filters: dict[str, Any]) -> CartQuerySet:
+    if state := filters.get("state"):
+        return carts.filter(recovery_state=state)  # type: ignore[misc]  # annotated by with_recovery_state()
+    return carts
+
+
+def ordered(carts: CartQuerySet, sort: str) -> CartQuerySet:
+    return carts.order_by(*ORDERINGS.get(sort, ORDERINGS["newest"]))
+
+
+def state_counts(carts: CartQuerySet) -> dict[str, int]:
+    """Each state's count (and the total) under the filters, in one grouped query (the state is worked out
+    once per cart)."""
+    counts = dict.fromkeys([state for state, _ in STATES], 0)
+    # recovery_state is annotated by with_recovery_state(), which the type checker can't see.
+    by_state = carts.order_by().values("recovery_state")  # type: ignore[misc]
+    grouped = by_state.annotate(n=Count("pk")).values_list("recovery_state", "n")
+    for state, n in grouped:
+        counts[state] = counts.get(state, 0) + int(n)
+    counts["all"] = sum(counts.values())
+    return counts
+
+
+def filter_choices() -> dict[str, list[str]]:
+    """The stores and currencies carts have, for the filters' lists (one query on an index)."""
+    pairs = Cart.objects.filter(archived=False).order_by().values_list("store", "currency").distinct()
+    stores: set[str] = set()
+    currencies: set[str] = set()
+    for store, currency in pairs[:2000]:
+        if store:
+            stores.add(store)
+        if currency:
+            currencies.add(currency)
+    return {"stores": sorted(stores), "currencies": sorted(currencies)}
+
+
+def definitions() -> dict[str, Any]:
+    """What "abandoned" and "emailable" mean here, from the settings, as the list states them."""
+    return {
+        "abandoned_after_min": settings.CARTS_ABANDONED_AFTER_MIN,
+        "completed": completed_statuses(),
+        "consent_policy": settings.CARTS_CONSENT_POLICY,
+        "consent_property": settings.CARTS_CONSENT_PROPERTY,
+        "cap_hours": settings.CARTS_EMAIL_CAP_HOURS,
+    }
+
+
+# --- one cart ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CartItems:
+    items: list[LineItem]
+    total: Decimal
+
+
+def line_items(cart: Cart) -> CartItems:
+    """The cart's line items (its edges to line items in the cache), with the sum of their amounts."""
+    ids = Association.objects.from_record("carts", cart.hubspot_id, "line_items").values("to_id")
+    items = list(LineItem.objects.filter(hubspot_id__in=ids, archived=False).order_by("name", "pk"))
+    total = sum((item.amount or (item.quantity or 0) * (item.price or 0) for item in items), Decimal(0))
+    return CartItems(items, Decimal(total))
+
+
+def contact(cart: Cart) -> Contact | None:
+    """The cart's contact: the one copied onto it, else its first contact edge."""
+    if cart.contact_hubspot_id:
+        found = Contact.objects.filter(hubspot_id=cart.contact_hubspot_id).first()
+        if found:
+            return found
+    ids = Association.objects.from_record("carts", cart.hubspot_id, "contacts").values("to_id")
+    return Contact.objects.filter(hubspot_id__in=ids, archived=False).order_by("hubspot_id").first()
+
+
+def log(cart: Cart, limit: int = 200) -> list[CartEvent]:
+    """The cart's whole log, newest first: every send asked for, sent, skipped (with why), click, state
+    change."""
+    return list(
+        CartEvent.objects.filter(cart=cart).select_related("by", "send").order_by("-at", "-pk")[:limit]
+    )
+
+
+def sends(cart: Cart) -> list[RecoverySend]:
+    return list(
+        RecoverySend.objects.filter(cart=cart)
+        .select_related("requested_by", "template")
+        .order_by("-created_at")
+    )
+
+
+PENDING_SEND_STATUSES = ("queued", "sending")
+
+
+def has_pending_send(send_list: list[RecoverySend]) -> bool:
+    return any(s.status in PENDING_SEND_STATUSES for s in send_list)
+
+
+def recent_carts(limit: int = 25) -> list[Cart]:
+    """Carts to preview a template against (the most recently changed ones with a contact)."""
+    return list(
+        Cart.objects.live()
+        .exclude(customer_email="")
+        .order_by(F("remote_updated_at").desc(nulls_last=True))[:limit]
+    )
+
+
+def safe_link(url: str) -> str:
+    """The recovery link when it is an http(s) address (anything else, such as javascript:, is no link)."""
+    url = (url or "").strip()
+    return url if url.lower().startswith(("https://", "http://")) and len(url) <= 2000 else ""
+
+
+def reason_counts(reasons: Any) -> list[tuple[str, int]]:
+    """The skip reasons of a bulk preview as (reason, count), most frequent first, whatever shape they come
+    in (a mapping of reason to count, or pairs)."""
+    pairs = reasons.items() if hasattr(reasons, "items") else reasons or []
+    counted = [(str(reason), int(count)) for reason, count in pairs]
+    return sorted(counted, key=lambda pair: (-pair[1], pair[0]))
+
+
+# --- the demo Mailbox ------------------------------------------------------------------------------------
+
+
+def mailbox_enabled() -> bool:
+    """The Mailbox page exists where a local SMTP server stores what it receives (the demo), never in
+    production."""
+    return bool(getattr(settings, "MAILBOX_DIR", "")) and not getattr(settings, "PRODUCTION", False)
+
+
+def mail_part(message: Any, kind: str) -> str:
+    """A message's HTML or text part, from what the Mailbox reader gives."""
+    value = getattr(message, kind, None)
+    if value is None:
+        value = getattr(message, f"{kind}_body", None)
+    return str(value or "")
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[tuple[str, str]] = []
+        self._href: str | None = None
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self._href = dict(attrs).get("href") or ""
+            self._text = []
+
+    def handle_data(self, data: str) -> None:
+        if self._href is not None:
+            self._text.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self._href is not None:
+            self.links.append((self._href, " ".join("".join(self._text).split())))
+            self._href = None
+
+
+def mail_links(message: Any, limit: int = 50) -> list[tuple[str, str]]:
+    """The http(s) links of a message's HTML part (or its text part), as (address, text): listed beside the
+    sandboxed view so they can be followed from our page too."""
+    found: list[tuple[str, str]] = []
+    parser = _Links()
+    parser.feed(mail_part(message, "html"))
+    found = [(href, text) for href, text in parser.links if safe_link(href)]
+    if not found:
+        found = [(url, "") for url in re.findall(r"https?://[^\s<>\"']+", mail_part(message, "text"))]
+    unique: list[tuple[str, str]] = []
+    for href, text in found:
+        if href not in [h for h, _ in unique]:
+            unique.append((href, text))
+    return unique[:limit]
