@@ -116,7 +116,9 @@ def build_dataset() -> Dataset:
         name="Cart of Kim",
         total=Decimal("12.50"),
         currency="EUR",
-        remote_updated_at=timezone.now(),
+        cart_url="https://shop.example/cart/80001",
+        customer_email="kim@example.com",
+        remote_updated_at=timezone.now() - timedelta(hours=2),  # abandoned: unchanged for over an hour
     )
     run = SyncRun.objects.create(kind=SyncKind.INCREMENTAL, object_types="orders")
     failed = Change.objects.create(
@@ -160,6 +162,7 @@ def build_dataset() -> Dataset:
         "action": ["retry", "discard", "keep-mine", "take-hubspot"],
         "object_type": ["orders", "carts"],
         "object_id": [orders[0].hubspot_id, orders[1].hubspot_id],
+        "cart_id": ["80001"],
     }
     data.admin_ids = {
         "app_label": ["pipelines", "auth"],
