@@ -132,6 +132,8 @@
     if (!(dialog instanceof HTMLDialogElement)) { return; }
     if (opener && document.contains(opener)) { opener.focus(); }
     opener = null;
+    // What happened in the drawer (a send finishing, a state change) shows in the list once it closes.
+    if (dialog.id === "cart-drawer") { reloadList(); }
   }, true);
 
   // A send from the drawer, or a bulk send, changes the rows' states: draw the list again.
