@@ -110,6 +110,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Content-Security-Policy on every response, and no-store on every page a signed-in person sees.
+    "config.middleware.SecurityHeadersMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
@@ -126,6 +128,7 @@ TEMPLATES: list[dict[str, Any]] = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "hubspot.context_processors.banners",
+                "hubspot.permissions.navigation",
             ],
             "loaders": [
                 (
@@ -227,11 +230,59 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", PRODUCTION)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Django 5.2 has no CSP of its own; config.middleware sends this one on every response. No inline scripts,
+# event handlers or <style> elements anywhere (behaviour lives in static/js, styles in static/css; htmx's
+# own indicator <style> is turned off in base.html). https://developer.mozilla.org/docs/Web/HTTP/CSP
+CONTENT_SECURITY_POLICY = {
+    "default-src": "'self'",
+    "script-src": "'self'",
+    "style-src": "'self'",
+    "img-src": "'self' data:",
+    "font-src": "'self'",
+    "connect-src": "'self'",
+    "object-src": "'none'",
+    "base-uri": "'self'",
+    "frame-ancestors": "'none'",
+    "form-action": "'self'",
+}
 if env_bool("SECURE_PROXY_SSL_HEADER", False):
     # Behind a proxy that terminates TLS and sets X-Forwarded-Proto.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # /healthz is probed by load balancers over plain HTTP.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+
+# --- cache and the sign-in throttle -------------------------------------------------------------------
+# The cache holds the sign-in throttle's counters, so every web process must share it where there are several
+# (gunicorn's workers): CACHE_URL=redis://… (defaults to the Celery broker when that is Redis). Without one it
+# is each process's memory, which is enough for the demo's single web server.
+# https://docs.djangoproject.com/en/5.2/topics/cache/#redis
+_BROKER_FOR_CACHE = env("CELERY_BROKER_URL")
+CACHE_URL = env(
+    "CACHE_URL", _BROKER_FOR_CACHE if _BROKER_FOR_CACHE.startswith(("redis://", "rediss://")) else ""
+)
+CACHES: dict[str, dict[str, Any]] = {
+    "default": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "orderdeck",
+        }
+        if CACHE_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "orderdeck"}
+    )
+}
+# Failed sign-ins (on /login/ and /admin/login/) are counted per account and per client address over a
+# window; at the limit, that account or address may not sign in (even with the right password) until the
+# lockout ends, and a warning is logged. A successful sign-in clears its account's count. The address limit
+# is higher: an office may share one address.
+LOGIN_THROTTLE_ACCOUNT_FAILURES = env_int("LOGIN_THROTTLE_ACCOUNT_FAILURES", 5)
+LOGIN_THROTTLE_ADDRESS_FAILURES = env_int("LOGIN_THROTTLE_ADDRESS_FAILURES", 20)
+LOGIN_THROTTLE_WINDOW_S = env_int("LOGIN_THROTTLE_WINDOW_S", 15 * 60)
+LOGIN_THROTTLE_LOCKOUT_S = env_int("LOGIN_THROTTLE_LOCKOUT_S", 15 * 60)
+# How many proxies in front of the app append to X-Forwarded-For: the client's address is the entry that many
+# places from the right. 0 (the default) takes the connection's address and ignores the header, which a client
+# can forge. https://developer.mozilla.org/docs/Web/HTTP/Headers/X-Forwarded-For#selecting_an_ip_address
+LOGIN_THROTTLE_PROXY_COUNT = env_int("LOGIN_THROTTLE_PROXY_COUNT", 0)
 
 # --- email ---------------------------------------------------------------------------------------------
 # Django's SMTP backend everywhere. The demo's mail server (`manage.py mailserver`, started by `demo`) listens

@@ -1,24 +1,45 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, HttpResponseRedirect
+from django.templatetags.static import static
 from django.urls import include, path, register_converter
+from django.views.decorators.http import require_GET
 
 from carts import public as carts_public
 from config.converters import IdConverter
+from config.login_throttle import ThrottledAdminLoginForm, ThrottledLoginForm
 from hubspot import views as hubspot_views
 
 # <id:…> in every app's URLs: an id too large for the database is no URL at all (404), never a query error.
 register_converter(IdConverter, "id")
 
+# The admin's sign-in page counts failed sign-ins like /login/ does.
+admin.site.login_form = ThrottledAdminLoginForm
+
+
+@login_not_required
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponseRedirect:
+    """Browsers ask for /favicon.ico whatever a page links: send them to the static icon (its hashed name
+    in production, so not a permanent redirect)."""
+    return HttpResponseRedirect(static("favicon.svg"))
+
+
 urlpatterns = [
     path("", hubspot_views.home, name="home"),
     path(
         "login/",
-        login_not_required(auth_views.LoginView.as_view(redirect_authenticated_user=True)),
+        login_not_required(
+            auth_views.LoginView.as_view(
+                authentication_form=ThrottledLoginForm, redirect_authenticated_user=True
+            )
+        ),
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", hubspot_views.healthz, name="healthz"),
+    path("favicon.ico", favicon, name="favicon"),
     path("admin/", admin.site.urls),
     path("boards/", include("orders.urls")),
     path("carts/", include("carts.urls")),

@@ -30,7 +30,12 @@ logger = logging.getLogger(__name__)
 
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    return redirect("orders:boards")
+    """The first page a person may use: the boards for Support, the pipelines for a Pipeline admin."""
+    if in_group(request.user, SUPPORT):
+        return redirect("orders:boards")
+    if in_group(request.user, PIPELINE_ADMIN):
+        return redirect("pipelines:list")
+    return render(request, "hubspot/no_access.html")
 
 
 @login_not_required

@@ -88,7 +88,7 @@ class OrderQuerySet(models.QuerySet["Order"]):
         if filters.get("invalid"):
             # Filters that could not be read match nothing, not every order (BoardFilterForm.active). A
             # condition no row meets, since an empty queryset can't be compiled into the board's UNION.
-            return qs.filter(pk=None)
+            return qs.filter(pk__isnull=True)
         if text := filters.get("q"):
             if (candidates := _search_candidates(text)) is not None:
                 qs = qs.alias(search_text=_SearchText(*(F(c) for c in SEARCH_COLUMNS))).filter(candidates)

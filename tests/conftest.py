@@ -23,6 +23,18 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+@pytest.fixture(autouse=True)
+def _own_cache(settings: Any) -> None:
+    """Each test counts failed sign-ins in a memory cache of its own (never a shared Redis, which tests
+    must not clear), so one test's failures never lock another's sign-in."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": f"test-{uuid.uuid4().hex}",
+        }
+    }
+
+
 @pytest.fixture
 def support_user(db: None) -> Any:
     return factories.support_user()

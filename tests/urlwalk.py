@@ -208,6 +208,7 @@ class FormParser(HTMLParser):
         self.inline_scripts = 0
         self.inline_handlers: list[str] = []
         self.inline_styles = 0
+        self.style_attributes: list[str] = []
         self._form: Form | None = None
         self._select: str | None = None
         self._textarea: str | None = None
@@ -220,6 +221,8 @@ class FormParser(HTMLParser):
             self.inline_scripts += 1
         if tag == "style":
             self.inline_styles += 1
+        if "style" in a:
+            self.style_attributes.append(f"<{tag} style=…>")
         if tag == "a" and a.get("href"):
             self.links.append(a["href"])
         if tag == "form":
