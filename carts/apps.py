@@ -6,6 +6,7 @@ class CartsConfig(AppConfig):
     name = "carts"
 
     def ready(self) -> None:
+        from carts import checks  # noqa: F401 (registers the system checks)
         from carts.services import carts_refresh_links
         from hubspot import registry
         from hubspot.registry import Column, MirrorType

@@ -324,8 +324,12 @@ CARTS_SENDING_STALE_S = env_int("CARTS_SENDING_STALE_S", 60)
 CARTS_SEND_MAX_RETRIES = env_int("CARTS_SEND_MAX_RETRIES", 8)
 CARTS_SEND_RETRY_CAP_S = env_int("CARTS_SEND_RETRY_CAP_S", 600)
 RECOVERY_FROM_EMAIL = env("RECOVERY_FROM_EMAIL", DEFAULT_FROM_EMAIL)
-# The absolute base of the links in emails (click tracking, unsubscribe).
-SITE_URL = env("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+# The absolute base of the links in emails (click tracking, unsubscribe). Production defaults to https:// and
+# the first of ALLOWED_HOSTS; `check --deploy` warns when it is not https.
+SITE_URL = env(
+    "SITE_URL",
+    f"https://{ALLOWED_HOSTS[0].lstrip('.')}" if PRODUCTION and ALLOWED_HOSTS else "http://127.0.0.1:8000",
+).rstrip("/")
 
 # --- HubSpot ---------------------------------------------------------------------------------------------
 SANDBOX_PORT = env_int("SANDBOX_PORT", 8765)
