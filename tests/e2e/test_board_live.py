@@ -153,7 +153,7 @@ def test_a_live_update_keeps_ticks_an_open_menu_and_scroll_positions(
     stages = list(pipeline.stages.filter(archived=False))
     fullest = max(stages, key=lambda s: Order.objects.filter(stage=s, archived=False).count())
     cards = Order.objects.filter(stage=fullest, archived=False).order_by("-remote_created_at", "-pk")
-    assert cards.count() >= 3, "the seed left too few orders in every stage"
+    assert cards.count() >= 4, "the seed left too few orders in every stage"
     a, b, c = (o.hubspot_id for o in cards[:3])
     # Another order, moved on to the next stage by someone else.
     other, target = next(
@@ -174,8 +174,8 @@ def test_a_live_update_keeps_ticks_an_open_menu_and_scroll_positions(
     assert scrolled, "no column is tall enough to scroll at this size"
     version = page.evaluate("document.querySelector('#board-version').dataset.version")
 
-    # Meanwhile, elsewhere: another person moves an order, and names change on the ticked card and on the
-    # card whose menu is open.
+    # Meanwhile, elsewhere: another person moves an order, names change on the ticked card and on the
+    # card whose menu is open, and HubSpot deletes an order.
     someone = factories.support_user(username="robin")
     edits.order_move_to_stage(
         order=Order.objects.get(pk=other.pk), stage=target, by=someone, seen_in=moved_from
@@ -183,11 +183,16 @@ def test_a_live_update_keeps_ticks_an_open_menu_and_scroll_positions(
     for hubspot_id in (a, c):
         Order.objects.filter(hubspot_id=hubspot_id).update(name=f"Renamed {hubspot_id}")
         Order.objects.get(hubspot_id=hubspot_id).save(update_fields=["updated_at"])
+    deleted = cards[3]
+    assert page.locator(f"#order-{deleted.hubspot_id}").count() == 1
+    deleted.archived = True
+    deleted.save()
 
     # The redraw brings the moved card into its new column, with the new counts …
     wait_js(page, f"document.querySelector('#board-version').dataset.version !== {version!r}")
     wait_js(page, f"document.querySelector('#cards-{target.pk} #order-{other.hubspot_id}') !== null")
     assert page.locator(f"#cards-{moved_from} #order-{other.hubspot_id}").count() == 0
+    wait_js(page, f"document.getElementById('order-{deleted.hubspot_id}') === null")
     expected = Order.objects.filter(stage=target, archived=False).count()
     wait_js(
         page, f"document.querySelector('#column-header-{target.pk} .count').dataset.count === '{expected}'"
