@@ -3,6 +3,7 @@ suppression list, the links in an email). The worker's path is in carts.sending.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -13,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from carts import links
 from carts.models import (
@@ -36,6 +38,8 @@ from hubspot import registry
 from hubspot.cache import chunks
 from hubspot.models import Association
 from hubspot.registry import MirrorType
+
+logger = logging.getLogger(__name__)
 
 
 def _link_orders(hubspot_ids: Sequence[str]) -> None:
@@ -122,6 +126,15 @@ def _user(by: Any) -> Any:
     return by if by is not None and getattr(by, "is_authenticated", False) else None
 
 
+def _queue(task: Any, object_id: int) -> None:
+    """Queue a task after the commit. A broker that can't be reached loses nothing: the sends are written,
+    and the resume sweep queues them once it can."""
+    try:
+        task.delay(object_id)
+    except OperationalError:
+        logger.warning("carts: the broker could not take %s(%s); the resume sweep will", task.name, object_id)
+
+
 def _new_token() -> str:
     return secrets.token_urlsafe(24)
 
@@ -182,7 +195,7 @@ def cart_send_request(
             by=by,
         )
         send_id = send.pk
-        transaction.on_commit(lambda: tasks.recovery_send_task.delay(send_id))
+        transaction.on_commit(lambda: _queue(tasks.recovery_send_task, send_id))
     else:
         cart_event_log(cart=cart, kind=EventKind.SKIPPED, message=send.reason, send=send, by=by)
     return send
@@ -309,7 +322,7 @@ def carts_bulk_send(
         bulk.finished_at = timezone.now()
     bulk.save(update_fields=["total", "queued", "skipped", "finished_at"])
     bulk_id = bulk.pk
-    transaction.on_commit(lambda: tasks.bulk_send_dispatch_task.delay(bulk_id))
+    transaction.on_commit(lambda: _queue(tasks.bulk_send_dispatch_task, bulk_id))
     return bulk
 
 

@@ -175,3 +175,27 @@ def test_bulk_send_is_finished_when_no_send_is_left(support_user: Any) -> None:
     RecoverySend.objects.filter(pk=send.pk).update(status=SendStatus.SENT, sent_at=timezone.now())
     sending._finish_bulk(send)
     assert BulkSend.objects.get(pk=bulk.pk).finished_at is not None
+
+
+@pytest.mark.django_db
+def test_a_broker_that_cannot_take_the_task_loses_no_send(
+    support_user: Any, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any, settings: Any
+) -> None:
+    from kombu.exceptions import OperationalError
+
+    from carts.services import cart_send_request
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise OperationalError("broker down")
+
+    monkeypatch.setattr(tasks.recovery_send_task, "delay", refuse)
+    RecoveryTemplate.objects.get_or_create(
+        is_default=True, defaults={"name": "d", "subject": "s", "html_body": "h", "text_body": "t"}
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        send = cart_send_request(cart=_cart(1), by=support_user)
+    assert send.status == SendStatus.QUEUED
+    # Nothing progresses, so the sweep queues it again once CARTS_SEND_REQUEUE_S has passed.
+    settings.CARTS_SEND_REQUEUE_S = 0
+    ids, _uncertain = sending.recovery_sends_resume(now=timezone.now() + timezone.timedelta(seconds=1))
+    assert ids == [send.pk]
