@@ -17,11 +17,29 @@ if TYPE_CHECKING:
     from hubspot.mirror import MirroredObject
 
 
+# The largest value a database key holds; a bigger id names no row (and SQLite can't even compare it).
+MAX_ID = 2**63 - 1
+
+
+class IdsField(forms.ModelMultipleChoiceField):  # type: ignore[type-arg]
+    """Rows picked by id: anything that isn't an id a key can hold is an error before any query."""
+
+    def clean(self, value: Any) -> Any:
+        for pk in value or []:
+            try:
+                number = int(str(pk))
+            except ValueError:
+                number = 0
+            if not 1 <= number <= MAX_ID:
+                raise forms.ValidationError("Some picked changes don't exist (any more); reload the page.")
+        return super().clean(value)
+
+
 class OutboxActionForm(forms.Form):
     """Bulk Retry or Discard of changes picked on the Sync page's outbox."""
 
     action = forms.ChoiceField(choices=[("retry", "Retry"), ("discard", "Discard")])
-    change = forms.ModelMultipleChoiceField(
+    change = IdsField(
         queryset=Change.objects.unsettled(), error_messages={"required": "Pick at least one change."}
     )
 

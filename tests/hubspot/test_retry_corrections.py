@@ -212,3 +212,11 @@ class TestTypedCorrections:
         response = retry(support_client, change, prop_hs_tax=value)
         assert "Not sent:" in response.content.decode()
         assert Change.objects.get(pk=change.pk).status == ChangeStatus.FAILED
+
+
+@pytest.mark.parametrize("pk", ["99999999999999999999", "-99999999999999999999", "abc", "0"])
+def test_bulk_retry_with_an_id_no_key_holds_is_a_message(support_client: Any, pk: str) -> None:
+    response = support_client.post("/sync/outbox/bulk/", {"action": "retry", "change": pk}, headers=HTMX)
+    assert response.status_code == 200
+    html = unescape(response.content.decode())
+    assert "don't exist" in html or "valid value" in html or "Select a valid choice" in html
