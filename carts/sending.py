@@ -25,6 +25,7 @@ from django.utils import timezone
 from carts import links
 from carts.models import (
     COMPLETED,
+    UNSUBSCRIBED,
     Cart,
     CartEvent,
     EmailState,
@@ -32,6 +33,7 @@ from carts.models import (
     RecoverySend,
     RecoveryTemplate,
     SendStatus,
+    Suppression,
     SuppressionSource,
     completed_statuses,
     is_web_link,
@@ -165,8 +167,13 @@ def _claim(send: RecoverySend, message_id: str) -> str:
     with transaction.atomic():
         _lock_address(send.to_email)
         recent = RecoverySend.objects.recent_to(send.to_email, now - cap).exclude(pk=send.pk)
+        reason = ""
         if settings.CARTS_EMAIL_CAP_HOURS > 0 and recent.exists():
             reason = f"This contact got a recovery email in the last {settings.CARTS_EMAIL_CAP_HOURS} h"
+        elif Suppression.objects.is_suppressed(send.to_email):
+            # Unsubscribed since the guards ran.
+            reason = UNSUBSCRIBED
+        if reason:
             if _set_status(send, SendStatus.SKIPPED, reason, only_from=(SendStatus.QUEUED,)):
                 _log(send, EventKind.SKIPPED, reason)
             return SendStatus.SKIPPED

@@ -199,3 +199,27 @@ def test_a_broker_that_cannot_take_the_task_loses_no_send(
     settings.CARTS_SEND_REQUEUE_S = 0
     ids, _uncertain = sending.recovery_sends_resume(now=timezone.now() + timezone.timedelta(seconds=1))
     assert ids == [send.pk]
+
+
+@pytest.mark.django_db
+def test_an_unsubscribe_after_the_guards_ran_still_stops_the_send(
+    support_user: Any, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from carts.services import cart_send_request
+
+    RecoveryTemplate.objects.get_or_create(
+        is_default=True, defaults={"name": "d", "subject": "s", "html_body": "h", "text_body": "t"}
+    )
+    send = cart_send_request(cart=_cart(1), by=support_user)
+    # The guards ran and passed; the customer unsubscribes before the send is claimed.
+    monkeypatch.setattr(sending, "refresh_from_hubspot", lambda cart: cart)
+
+    def passed_then_unsubscribed(send: RecoverySend, cart: Cart) -> str:
+        suppression_add(email=cart.customer_email, reason="", source="unsubscribe")
+        return ""
+
+    monkeypatch.setattr(sending, "guard_reason", passed_then_unsubscribed)
+    assert sending.recovery_send_deliver(send_id=send.pk) == SendStatus.SKIPPED
+    send.refresh_from_db()
+    assert send.reason == UNSUBSCRIBED
+    assert smtp_server.mailbox.count() == 0
