@@ -166,6 +166,9 @@ class Cart(MirroredObject):
         indexes = [
             models.Index(fields=["archived", "status", "-remote_updated_at"], name="cart_list"),
             models.Index(fields=["customer_email"], name="cart_customer_email"),
+            # The carts list's sorts (newest or oldest change, value): read a page in index order.
+            models.Index(fields=["remote_updated_at", "id"], name="cart_recent"),
+            models.Index(fields=["total"], name="cart_total"),
         ]
 
     def __str__(self) -> str:

@@ -15,7 +15,15 @@ from django.db.models import Count, F
 from django.utils import timezone
 
 from carts.forms import STATES
-from carts.models import Cart, CartEvent, CartQuerySet, EmailState, RecoverySend, completed_statuses
+from carts.models import (
+    Cart,
+    CartEvent,
+    CartQuerySet,
+    EmailState,
+    RecoverySend,
+    completed_statuses,
+    looks_like_email,
+)
 from hubspot.models import Association, Contact, LineItem
 
 AGE_BOUNDS: dict[str, tuple[timedelta | None, timedelta | None]] = {
@@ -25,9 +33,11 @@ AGE_BOUNDS: dict[str, tuple[timedelta | None, timedelta | None]] = {
     "month": (timedelta(days=30), timedelta(days=7)),
     "older": (None, timedelta(days=30)),
 }
+# Newest and oldest read a page in the order of the (remote_updated_at, id) index; a listed cart always has
+# a last change (abandoned means unchanged since a time), so where nulls sort doesn't matter there.
 ORDERINGS: dict[str, tuple[Any, ...]] = {
-    "newest": (F("remote_updated_at").desc(nulls_last=True), "-pk"),
-    "oldest": (F("remote_updated_at").asc(nulls_last=True), "pk"),
+    "newest": ("-remote_updated_at", "-pk"),
+    "oldest": ("remote_updated_at", "pk"),
     "value_high": (F("total").desc(nulls_last=True), "-pk"),
     "value_low": (F("total").asc(nulls_last=True), "pk"),
     "last_email": (F("last_email_at").desc(nulls_last=True), "-pk"),
@@ -62,8 +72,16 @@ def filtered(carts: CartQuerySet, filters: dict[str, Any], *, now: datetime | No
     if currency := filters.get("currency"):
         carts = carts.filter(currency=currency)
     if q := filters.get("q"):
-        carts = carts.search(q)
+        carts = _search(carts, q)
     return carts
+
+
+def _search(carts: CartQuerySet, q: str) -> CartQuerySet:
+    """A whole email address is that customer's carts, found through the address's index (the question support
+    gets most); anything else is searched in addresses, names and ids."""
+    if looks_like_email(q) and " " not in q:
+        return carts.filter(customer_email__in=sorted({q, q.lower()}))
+    return carts.search(q)
 
 
 def in_state(carts: CartQuerySet, filters: dict[str, Any]) -> CartQuerySet:

@@ -16,6 +16,7 @@ from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.functional import cached_property
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
@@ -52,6 +53,18 @@ MAIL_CSP = (
 )
 
 
+class CountedPaginator(Paginator):
+    """A paginator told its count (computed with others in one query) instead of asking the database."""
+
+    def __init__(self, object_list: Any, per_page: int, *, count: int) -> None:
+        super().__init__(object_list, per_page)
+        self._known_count = count
+
+    @cached_property
+    def count(self) -> int:
+        return self._known_count
+
+
 def _user(request: HttpRequest) -> User:
     return cast(User, request.user)
 
@@ -85,7 +98,9 @@ def _list_context(request: HtmxHttpRequest, query: QueryDict) -> dict[str, Any]:
     matching = queries.filtered(queries.console_carts(), filters)
     counts = queries.state_counts(matching)
     carts = queries.ordered(queries.in_state(matching, filters), filters.get("sort", "newest"))
-    page = Paginator(carts, PAGE).get_page(query.get("page"))
+    # The tabs' counts already say how many carts the list has: no second count over them.
+    total = counts.get(filters["state"], 0) if filters.get("state") else counts["all"]
+    page = CountedPaginator(carts, PAGE, count=total).get_page(query.get("page"))
     shown = {k: v for k, v in (form.cleaned_data if form.is_bound and form.is_valid() else {}).items() if v}
     filter_query = QueryDict(mutable=True)
     for key, value in shown.items():

@@ -30,6 +30,7 @@ MODULES = [
     "hubspot.benchmarks.sync",
     "hubspot.benchmarks.push",
     "hubspot.benchmarks.board",
+    "carts.benchmark",
 ]
 
 

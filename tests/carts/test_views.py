@@ -134,6 +134,7 @@ class TestList:
             ({"store": "South"}, {"4"}),
             ({"currency": "USD"}, {"1"}),
             ({"q": "kim2@example"}, {"2"}),
+            ({"q": "KIM2@example.com"}, {"2"}),  # a whole address: through its index, any case
             ({"q": "Kim 4"}, {"4"}),
             ({"q": "90003"}, {"3"}),
             ({"age": "week"}, {"2"}),

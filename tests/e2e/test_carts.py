@@ -162,3 +162,76 @@ def test_bulk_send_to_all_matching_states_its_scope(
     dialog.get_by_role("button", name="Close").click()
     page.goto(f"{site.url}/carts/?q=bulk.example&state=emailed")
     assert page.locator("tr[data-cart]").count() == 3
+
+
+# --- hostile text at desktop and phone widths ------------------------------------------------------------
+
+HOSTILE = {
+    "name": "<script>alert('cart')</script>" + "Ü" * 120,
+    "customer_name": "\u202eevil.exe Mallory <img src=x onerror=alert(1)>",
+    "customer_email": "a" * 90 + "@" + "b" * 60 + ".example",
+    "store": "متجر الشمال " + "LongStoreNameWithoutAnyBreak" * 4,
+    "cart_url": "https://shop.example.com/cart/" + "x" * 400,
+}
+
+
+def hostile_carts() -> list[Cart]:
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    old = timezone.now() - timedelta(hours=5)
+    carts = [
+        Cart.objects.create(
+            hubspot_id=str(70_000 + n),
+            remote_updated_at=old,
+            total=Decimal("1234567.89"),
+            currency="EUR",
+            **HOSTILE,
+        )
+        for n in range(3)
+    ]
+    Cart.objects.create(
+        hubspot_id="70009", name="No link", remote_updated_at=old, customer_email="x@example.com"
+    )
+    return carts
+
+
+@pytest.mark.parametrize(("width", "height"), [(1440, 900), (390, 844)])
+def test_hostile_text_stays_inside_the_page(
+    live_server: Any, chromium_browser: Any, width: int, height: int, tmp_path: Path
+) -> None:
+    import os
+
+    carts = hostile_carts()
+    user = factories.support_user()
+    context = chromium_browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    shots = Path(os.environ.get("CARTS_SCREENSHOTS", tmp_path))
+    try:
+        sign_in(page, live_server, user)
+        table = page.locator("table.cart-table")
+        table.wait_for()
+        page.screenshot(path=str(shots / f"carts-list-{width}.png"), full_page=width > 800)
+        if width <= 800:
+            page.locator(f"#cart-row-{carts[0].hubspot_id}").scroll_into_view_if_needed()
+            page.screenshot(path=str(shots / f"carts-rows-{width}.png"))
+        box = table.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width + 1
+        row = page.locator(f"#cart-row-{carts[0].hubspot_id}")
+        assert "<script>" in row.inner_text()  # shown as text, never run
+        assert "\u202e" not in row.inner_text()
+        row_box = row.bounding_box()
+        assert row_box is not None and row_box["x"] + row_box["width"] <= width + 1
+        page.locator(f"#cart-row-{carts[0].hubspot_id} a.cart-open").click()
+        drawer = page.locator("#cart-drawer")
+        drawer.wait_for(state="visible")
+        page.screenshot(path=str(shots / f"carts-drawer-{width}.png"))
+        title = drawer.locator("#cart-title").bounding_box()
+        assert title is not None and title["x"] + title["width"] <= width + 1
+        assert not dialogs
+    finally:
+        context.close()
