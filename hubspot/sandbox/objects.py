@@ -14,7 +14,7 @@ import bisect
 import itertools
 import json
 import weakref
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -1201,14 +1201,6 @@ def id_order(state: SandboxState, type_name: str) -> tuple[list[int], list[str]]
         else:
             index = indexes[type_name] = _IdIndex(records)
     return index.ints, index.strs
-
-
-def iter_in_id_order(state: SandboxState, type_name: str) -> Iterator[Record]:
-    records = state.records[type_name]
-    for rid in id_order(state, type_name)[1]:
-        rec = records.get(rid)
-        if rec is not None:
-            yield rec
 
 
 # --- handlers -----------------------------------------------------------------------------------------

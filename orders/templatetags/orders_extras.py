@@ -40,14 +40,6 @@ def sync_badge(context: Context, obj: Any) -> SafeString | str:
     return render_sync_state(obj, request=context.get("request"))
 
 
-@register.simple_tag(takes_context=True)
-def sync_state_of(context: Context, obj: Any) -> Any:
-    """The record's sync state, for a card to include the component with (read once per request)."""
-    from hubspot.outbox import sync_state_for
-
-    return sync_state_for(obj, request=context.get("request"))
-
-
 @register.filter
 def getlist(querydict: Any, key: str) -> list[str]:
     return list(querydict.getlist(key)) if hasattr(querydict, "getlist") else []
