@@ -107,6 +107,22 @@ def state_counts(carts: CartQuerySet) -> dict[str, int]:
     return counts
 
 
+def explain_rows(rows: list[Cart]) -> list[Cart]:
+    """Set ``why`` on the page's not-emailable rows: the reason, with the contacts' consent read in one query
+    (only under the "marketing" policy). Such a row is never suppressed (that row would be unsubscribed)."""
+    unexplained = [cart for cart in rows if getattr(cart, "recovery_state", "") == "not_emailable"]
+    consent: dict[str, str] = {}
+    if unexplained and settings.CARTS_CONSENT_POLICY == "marketing":
+        ids = {cart.contact_hubspot_id for cart in unexplained if cart.contact_hubspot_id}
+        for contact in Contact.objects.filter(hubspot_id__in=ids):
+            consent[contact.hubspot_id] = contact.prop(settings.CARTS_CONSENT_PROPERTY)
+    for cart in unexplained:
+        cart.why = cart.emailable_reason_given(  # type: ignore[attr-defined]
+            suppressed=False, consent=consent.get(cart.contact_hubspot_id, "")
+        )
+    return rows
+
+
 def filter_choices() -> dict[str, list[str]]:
     """The stores and currencies carts have, for the filters' lists (one query on an index)."""
     pairs = Cart.objects.filter(archived=False).order_by().values_list("store", "currency").distinct()

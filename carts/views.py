@@ -109,7 +109,7 @@ def _list_context(request: HtmxHttpRequest, query: QueryDict) -> dict[str, Any]:
         "form": form,
         "filters": filters,
         "filter_query": filter_query.urlencode(),
-        "rows": list(page.object_list),
+        "rows": queries.explain_rows(list(page.object_list)),
         "page_obj": page,
         "page": page.number,
         "has_next": page.has_next(),

@@ -96,6 +96,24 @@ class TestList:
         assert "No recovery link" in html
         assert "No email address" in html
 
+    def test_without_marketing_consent_the_row_says_so(self, support_client: Client, settings: Any) -> None:
+        settings.CARTS_CONSENT_POLICY = "marketing"
+        settings.CARTS_CONSENT_PROPERTY = "hs_marketable_status"
+        Contact.objects.create(
+            hubspot_id="601", email="kim1@example.com", properties={"hs_marketable_status": "false"}
+        )
+        Contact.objects.create(
+            hubspot_id="602", email="kim2@example.com", properties={"hs_marketable_status": "true"}
+        )
+        make_cart(1, contact_hubspot_id="601")
+        make_cart(2, contact_hubspot_id="602")
+        response = support_client.get("/carts/")
+        states = {
+            row.hubspot_id: (row.recovery_state, getattr(row, "why", "")) for row in response.context["rows"]
+        }
+        assert states == {"90001": ("not_emailable", "No marketing consent"), "90002": ("new", "")}
+        assert "No marketing consent" in response.content.decode()
+
     def test_hostile_text_is_escaped_isolated_and_never_a_link(self, support_client: Client) -> None:
         make_cart(
             1, name=HOSTILE_NAME, customer_name="<img src=x onerror=alert(1)>", cart_url="javascript:alert(1)"
