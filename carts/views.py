@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import smtplib
 from typing import Any, cast
 
 from django.conf import settings
@@ -366,8 +367,14 @@ def template_test(request: HtmxHttpRequest, template_pk: int) -> HttpResponse:
     else:
         cart_id = request.POST.get("preview_cart", "")
         cart = Cart.objects.filter(hubspot_id=cart_id).first() if CART_ID.match(cart_id) else None
-        services.template_test_send(template=template, cart=cart, to_email=user.email, by=user)
-        messages.success(request, f"A test of “{template.name}” is on its way to {user.email}.")
+        try:
+            services.template_test_send(template=template, cart=cart, to_email=user.email, by=user)
+        except (OSError, smtplib.SMTPException) as error:
+            # The test goes out during the request: a mail server that refuses it or can't be reached is
+            # said here, never a server error.
+            messages.error(request, f"The test could not be sent: the mail server said “{error}”.")
+        else:
+            messages.success(request, f"A test of “{template.name}” is on its way to {user.email}.")
     if request.htmx:
         return render(request, "base.html#messages", {})
     return redirect("carts:template", template.pk)

@@ -15,6 +15,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from carts.mailbox import Mailbox
 from carts.models import (
     BulkSend,
     Cart,
@@ -450,6 +451,30 @@ class TestTemplates:
         assert response.status_code == 302
         template.refresh_from_db()
         assert template.subject == "Your cart, {{ first_name }}" and template.updated_by is not None
+
+    def test_a_test_send_goes_to_the_admin_and_a_refusal_is_said(
+        self, client: Client, settings: Any, tmp_path: Path
+    ) -> None:
+        from carts.mailbox import MailServer
+
+        admin = factories.pipeline_admin(email="admin@shop.example")
+        client.force_login(admin)
+        template = RecoveryTemplate.objects.get(is_default=True)
+        server = MailServer(tmp_path / "mail", port=0)
+        server.start()
+        try:
+            settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+            settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_USE_TLS = "127.0.0.1", server.port, False
+            response = client.post(f"/carts/templates/{template.pk}/test/", follow=True)
+            assert "is on its way to admin@shop.example" in response.content.decode()
+            received = Mailbox(tmp_path / "mail").list()
+            assert [m.to for m in received] == [["admin@shop.example"]]
+            assert received[0].subject.startswith("[Test] ")
+        finally:
+            server.stop()
+        # No mail server listening: the page says so.
+        response = client.post(f"/carts/templates/{template.pk}/test/", follow=True)
+        assert response.status_code == 200 and "The test could not be sent" in response.content.decode()
 
     def test_a_subject_on_two_lines_is_refused(self, admin_client: Client) -> None:
         template = RecoveryTemplate.objects.get(is_default=True)
