@@ -7,12 +7,15 @@ from django.urls import include, path, register_converter
 from django.views.decorators.http import require_GET
 
 from carts import public as carts_public
+from config import lookups
 from config.converters import IdConverter
 from config.login_throttle import ThrottledAdminLoginForm, ThrottledLoginForm
 from hubspot import views as hubspot_views
 
 # <id:…> in every app's URLs: an id too large for the database is no URL at all (404), never a query error.
 register_converter(IdConverter, "id")
+# Nor is one sent in a form field that lists ids (``__in``): it matches nothing.
+lookups.register()
 
 # The admin's sign-in page counts failed sign-ins like /login/ does.
 admin.site.login_form = ThrottledAdminLoginForm

@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.http import HttpRequest
 
 from hubspot.models import WorkerHeartbeat
 
@@ -7,3 +8,7 @@ from hubspot.models import WorkerHeartbeat
 class WorkerHeartbeatAdmin(admin.ModelAdmin[WorkerHeartbeat]):
     list_display = ("hostname", "beat_at")
     readonly_fields = ("hostname", "beat_at")
+
+    # Workers write their heartbeats; one added here would be a made-up sign of life.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -46,7 +46,17 @@ HOSTILE = [
     "unknown-987654321",
 ]
 # The hardest of them, for names sent one at a time outside a form.
-ONE_AT_A_TIME = ["abc", "99999999999999999999", "9999-12-31", "nul\x00byte", "x" * 100_000]
+ONE_AT_A_TIME = [
+    "abc",
+    "-1",
+    "99999999999999999999",
+    "1e999",
+    "9999-12-31",
+    "0001-01-01",
+    "nul\x00byte",
+    "x" * 100_000,
+    "unknown-987654321",
+]
 # For path parameters (an int converter takes only digits; the rest reach str and slug parameters).
 PATH_HOSTILE = ["99999999999999999999", "0", "987654321", "abc", "nul\x00byte", "x" * 5_000]
 # Names the views read from the query string or the body besides the fields their pages' forms show.
@@ -82,13 +92,24 @@ KNOWN_NAMES = [
 _SOURCES: dict[str, dict[str, set[tuple[str, int]]]] = {}
 
 
+@pytest.fixture(scope="module")
+def shared_world(django_db_setup: None, django_db_blocker: Any) -> Iterator[Dataset]:
+    """Built once for the module; each test runs in a transaction that is rolled back, so what one test's
+    requests change, the next never sees."""
+    with django_db_blocker.unblock():
+        data = urlwalk.build_dataset()
+    yield data
+    with django_db_blocker.unblock():
+        urlwalk.remove_dataset()
+
+
 @pytest.fixture
-def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[Dataset]:
+def world(shared_world: Dataset, db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dataset]:
     # Input handling is under test, not tasks: nothing is queued (the broker is shared with other runs).
     monkeypatch.setattr(Task, "apply_async", lambda *args, **kwargs: None)
     # Each 5xx is reported below with its exception; the request log's tracebacks would only repeat them.
     monkeypatch.setattr(logging.getLogger("django.request"), "disabled", True)
-    yield urlwalk.build_dataset()
+    yield shared_world
 
 
 def client_for(role: str, data: Dataset) -> Client:
@@ -187,14 +208,17 @@ def test_no_hostile_input_gives_a_server_error(route: Route, role: str, world: D
                 send(method, path, dict.fromkeys(names, value))
         if role == "anonymous" or is_admin:
             continue  # redirected to a sign-in page, or Django's admin: every name at once is enough
-        # One field at a time, the others as the page's form fills them (so the hostile one is reached).
-        for form in forms:
+        # One field at a time, the others as the page's form fills them (so the hostile one is reached);
+        # forms alike (a move form on every card) once.
+        kinds = {(form.method, tuple(sorted(form.fields))): form for form in forms}
+        other_stage = str(data.other_pipeline.stages.first().pk)  # type: ignore[union-attr]
+        for form in kinds.values():
             for name in form.fields:
-                for value in HOSTILE:
+                for value in [*ONE_AT_A_TIME, other_stage]:
                     send(form.method, path, {**form.fields, name: value})
         # The query names the views read, one at a time (those the forms hold were sent above).
         for name in sorted(set(KNOWN_NAMES) - set(form_names)):
-            for value in ONE_AT_A_TIME:
+            for value in ONE_AT_A_TIME[2:8]:
                 send("get", path, {name: value})
         # A reversed date range, and a far one.
         send("get", path, {"created_from": "2026-12-31", "created_to": "2026-01-01"})
@@ -277,3 +301,20 @@ def test_an_id_too_large_for_the_database_is_no_url(world: Dataset) -> None:
     view_pk = world.ids["view_pk"][0]
     assert client.post(f"/boards/99999999999999999999/views/{view_pk}/delete/").status_code == 404
     assert client.get("/sync/runs/99999999999999999999/").status_code == 404
+
+
+def test_a_list_of_ids_past_64_bits_matches_nothing(world: Dataset) -> None:
+    # SQLite's driver raised OverflowError (a 500) for such a number in an ``__in`` list.
+    from django.contrib.auth.models import Group
+
+    assert list(Order.objects.filter(pk__in=[99999999999999999999, world.orders[0].pk])) == [world.orders[0]]
+    assert not Group.objects.filter(pk__in=[-99999999999999999999]).exists()
+    client = client_for("support", world)
+    response = client.post("/sync/outbox/bulk/", {"action": "discard", "change": "99999999999999999999"})
+    assert response.status_code < 500
+
+
+def test_heartbeats_are_not_added_in_the_admin(world: Dataset) -> None:
+    client = client_for("both", world)
+    assert client.get("/admin/hubspot/workerheartbeat/add/").status_code == 403
+    assert client.post("/admin/hubspot/workerheartbeat/add/", {}).status_code == 403

@@ -173,6 +173,19 @@ def build_dataset() -> Dataset:
     return data
 
 
+def remove_dataset() -> None:
+    """Delete what build_dataset made (built once per module, outside the tests' transactions)."""
+    from django.contrib.sessions.models import Session
+
+    from orders.models import BoardTotal
+    from pipelines.models import Stage
+
+    for model in (SavedView, Change, SyncRun, Cart, PropertyDefinition, Order, BoardTotal, Stage, Pipeline):
+        model.objects.all().delete()
+    User.objects.all().delete()
+    Session.objects.all().delete()
+
+
 def real_values(route: Route, data: Dataset) -> list[dict[str, str]]:
     """Path parameters filled with real ids: one combination per value of the route's first parameter
     that has several (the rest take their first)."""
