@@ -91,9 +91,12 @@ class MailServer:
 
     def start(self) -> None:
         self._controller.start()
+        self._running = True
 
     def stop(self) -> None:
-        self._controller.stop()
+        if getattr(self, "_running", False):
+            self._controller.stop()
+            self._running = False
 
     def __enter__(self) -> MailServer:
         self.start()

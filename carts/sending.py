@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+from collections.abc import Sequence
 from datetime import timedelta
 from decimal import Decimal
 from email.utils import make_msgid
@@ -56,6 +57,10 @@ UNCERTAIN = (
 class RetryLater(Exception):
     """Something that may work later: HubSpot could not be read, or the mail server deferred (4xx) or could
     not be reached. The send is queued again."""
+
+
+class MailServerDown(RetryLater):
+    """The mail server could not be reached at all: the other sends of a batch wait too."""
 
 
 def _log(send: RecoverySend, kind: str, message: str) -> None:
@@ -106,28 +111,37 @@ def _finish_bulk(send: RecoverySend) -> None:
 
 # --- refresh and guards -------------------------------------------------------------------------------------
 def refresh_from_hubspot(cart: Cart) -> Cart:
-    """Read the cart, its associations, its contact and its line items again from HubSpot (batch reads,
-    through the integration's refresh) and return the refreshed cart."""
+    """refresh_carts_from_hubspot() for one cart."""
+    return refresh_carts_from_hubspot([cart])[cart.pk]
+
+
+def refresh_carts_from_hubspot(carts: Sequence[Cart]) -> dict[int, Cart]:
+    """Read the carts, their associations, their contacts and their line items again from HubSpot (batch
+    reads through the integration's refresh, a few calls for a whole batch of sends); the refreshed carts
+    by primary key."""
     from hubspot import client
     from hubspot.models import Association
     from hubspot.sync import refresh_records
 
+    ids = sorted({cart.hubspot_id for cart in carts})
     try:
-        refresh_records("carts", [cart.hubspot_id])
-        cart.refresh_from_db()
-        if cart.contact_hubspot_id:
-            refresh_records("contacts", [cart.contact_hubspot_id])
-        items = list(
-            Association.objects.from_record("carts", cart.hubspot_id, "line_items").values_list(
-                "to_id", flat=True
+        refresh_records("carts", ids)
+        fresh = Cart.objects.filter(hubspot_id__in=ids)
+        contacts = sorted({c for c in fresh.values_list("contact_hubspot_id", flat=True) if c})
+        if contacts:
+            refresh_records("contacts", contacts)
+        items = sorted(
+            set(
+                Association.objects.filter(
+                    from_type="carts", from_id__in=ids, to_type="line_items"
+                ).values_list("to_id", flat=True)
             )
         )
         if items:
             refresh_records("line_items", items)
     except client.HubSpotError as exc:
         raise RetryLater(f"HubSpot could not be read: {exc}") from exc
-    cart.refresh_from_db()
-    return cart
+    return Cart.objects.in_bulk([cart.pk for cart in carts])
 
 
 def guard_reason(send: RecoverySend, cart: Cart) -> str:
@@ -278,7 +292,7 @@ def _deliver(send: RecoverySend, message: EmailMultiAlternatives) -> str:
         smtp.open()
     except (OSError, smtplib.SMTPException) as exc:
         _back_to_queue(send, f"The mail server could not be reached: {exc}")
-        raise RetryLater(str(exc)) from exc
+        raise MailServerDown(str(exc)) from exc
     try:
         smtp.send_messages([message])
     except (smtplib.SMTPRecipientsRefused, smtplib.SMTPResponseException) as exc:
@@ -309,16 +323,51 @@ def _deliver(send: RecoverySend, message: EmailMultiAlternatives) -> str:
 
 
 def recovery_send_deliver(*, send_id: int) -> str:
-    """The worker's path for one send; returns its status afterwards. Safe to run twice: only a queued send
-    is worked on, and one found "sending" is marked uncertain, never sent again."""
-    send = RecoverySend.objects.select_related("cart", "template").filter(pk=send_id).first()
-    if send is None:
-        return "missing"
-    if send.status == SendStatus.SENDING:
-        return _uncertain(send)
-    if send.status != SendStatus.QUEUED:
-        return str(send.status)
-    cart = refresh_from_hubspot(Cart.objects.get(pk=send.cart_id))
+    """The worker's path for one send; returns its status afterwards (RetryLater: try again later). Safe to
+    run twice: only a queued send is worked on, and one found "sending" is marked uncertain, never sent
+    again."""
+    outcomes, deferred = recovery_sends_deliver(send_ids=[send_id])
+    if deferred:
+        raise deferred[0][1]
+    return outcomes.get(send_id, "missing")
+
+
+def recovery_sends_deliver(*, send_ids: Sequence[int]) -> tuple[dict[int, str], list[tuple[int, RetryLater]]]:
+    """The worker's path for a batch of sends: one refresh from HubSpot for all their carts, then each send
+    checked and sent in turn. Returns each send's status, and the sends to try again later with why (the
+    mail server deferred them or could not be reached). RetryLater when HubSpot could not be read."""
+    outcomes: dict[int, str] = {}
+    deferred: list[tuple[int, RetryLater]] = []
+    todo: list[RecoverySend] = []
+    for send in (
+        RecoverySend.objects.select_related("cart", "template").filter(pk__in=send_ids).order_by("pk")
+    ):
+        if send.status == SendStatus.SENDING:
+            outcomes[send.pk] = _uncertain(send)
+        elif send.status != SendStatus.QUEUED:
+            outcomes[send.pk] = str(send.status)
+        else:
+            todo.append(send)
+    if not todo:
+        return outcomes, deferred
+    carts = refresh_carts_from_hubspot([send.cart for send in todo])
+    down: MailServerDown | None = None
+    for send in todo:
+        if down is not None:
+            deferred.append((send.pk, down))
+            continue
+        try:
+            outcomes[send.pk] = _deliver_checked(send, carts[send.cart_id])
+        except MailServerDown as exc:
+            down = exc
+            deferred.append((send.pk, exc))
+        except RetryLater as exc:
+            deferred.append((send.pk, exc))
+    return outcomes, deferred
+
+
+def _deliver_checked(send: RecoverySend, cart: Cart) -> str:
+    """Guards, render, claim, SMTP for one queued send whose cart was just refreshed."""
     reason = guard_reason(send, cart)
     if reason:
         return _skip(send, reason)

@@ -327,7 +327,7 @@ def carts_bulk_send(
 
 
 def bulk_send_dispatch(*, bulk_id: int) -> int:
-    """Queue a task for each of the bulk send's queued sends that has none yet; returns how many."""
+    """Queue tasks (in batches) for the bulk send's queued sends that have none yet; returns how many."""
     from carts import tasks
 
     queued = 0
@@ -340,8 +340,7 @@ def bulk_send_dispatch(*, bulk_id: int) -> int:
         if not ids:
             return queued
         RecoverySend.objects.filter(pk__in=ids, queued_at__isnull=True).update(queued_at=timezone.now())
-        for send_id in ids:
-            tasks.recovery_send_task.delay(send_id)
+        tasks.queue_in_batches(ids)
         queued += len(ids)
 
 

@@ -41,6 +41,46 @@ def recovery_send_task(self: Task, send_id: int) -> str:
         raise self.retry(countdown=countdown, exc=exc) from exc
 
 
+def _defer(send_id: int, retries: int, why: Exception) -> None:
+    """Queue one send again after a backoff (its own task from then on)."""
+    countdown = _backoff_s(retries)
+    RecoverySend.objects.filter(pk=send_id, status=SendStatus.QUEUED).update(
+        queued_at=timezone.now() + timedelta(seconds=countdown)
+    )
+    logger.info("recovery send %s: retry in %s s (%s)", send_id, countdown, why)
+    recovery_send_task.apply_async(args=(send_id,), countdown=countdown)
+
+
+@shared_task(bind=True, max_retries=None)
+def recovery_send_batch_task(self: Task, send_ids: list[int]) -> int:
+    """Check and send a batch of recovery emails (a bulk send), their carts refreshed from HubSpot in one
+    go. A send the mail server deferred continues as its own task; when HubSpot can't be read the whole
+    batch is retried with backoff. Returns how many were sent."""
+    try:
+        outcomes, deferred = sending.recovery_sends_deliver(send_ids=send_ids)
+    except sending.RetryLater as exc:
+        retries = int(self.request.retries or 0)
+        if retries >= settings.CARTS_SEND_MAX_RETRIES:
+            for send_id in send_ids:
+                sending.recovery_send_gave_up(send_id=send_id, why=str(exc))
+            return 0
+        countdown = _backoff_s(retries)
+        RecoverySend.objects.filter(pk__in=send_ids, status=SendStatus.QUEUED).update(
+            queued_at=timezone.now() + timedelta(seconds=countdown)
+        )
+        raise self.retry(countdown=countdown, exc=exc) from exc
+    for send_id, why in deferred:
+        _defer(send_id, 0, why)
+    return sum(1 for status in outcomes.values() if status == SendStatus.SENT)
+
+
+def queue_in_batches(send_ids: list[int]) -> None:
+    """One batch task per CARTS_SEND_BATCH sends."""
+    size = max(1, settings.CARTS_SEND_BATCH)
+    for start in range(0, len(send_ids), size):
+        recovery_send_batch_task.delay(send_ids[start : start + size])
+
+
 @shared_task
 def bulk_send_dispatch_task(bulk_id: int) -> int:
     """Queue one task per queued send of a bulk send."""
@@ -52,8 +92,7 @@ def bulk_send_resume_task() -> int:
     """Beat, every minute: sends left "sending" by a dead worker become uncertain, and queued sends whose
     task was lost (a worker or broker restart) are queued again. Returns how many were queued."""
     ids, uncertain = sending.recovery_sends_resume()
-    for send_id in ids:
-        recovery_send_task.delay(send_id)
+    queue_in_batches(ids)
     if ids or uncertain:
         logger.info("recovery sends: %s queued again, %s marked uncertain", len(ids), uncertain)
     return len(ids)

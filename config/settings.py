@@ -322,6 +322,9 @@ CARTS_SEND_REQUEUE_S = env_int("CARTS_SEND_REQUEUE_S", 60)
 CARTS_SENDING_STALE_S = env_int("CARTS_SENDING_STALE_S", 60)
 # Temporary SMTP refusals (4xx) and connection errors are retried this many times, backing off up to the cap.
 CARTS_SEND_MAX_RETRIES = env_int("CARTS_SEND_MAX_RETRIES", 8)
+# A bulk send's emails go out in batches of this many per task: one refresh from HubSpot (a few batch reads)
+# for the batch's carts, then each is checked and sent.
+CARTS_SEND_BATCH = env_int("CARTS_SEND_BATCH", 50)
 CARTS_SEND_RETRY_CAP_S = env_int("CARTS_SEND_RETRY_CAP_S", 600)
 RECOVERY_FROM_EMAIL = env("RECOVERY_FROM_EMAIL", DEFAULT_FROM_EMAIL)
 # The absolute base of the links in emails (click tracking, unsubscribe). Production defaults to https:// and

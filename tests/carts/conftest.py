@@ -224,6 +224,14 @@ def queued_tasks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
         return queued
     from carts import tasks
 
-    for task in (tasks.recovery_send_task, tasks.bulk_send_dispatch_task, tasks.bulk_send_resume_task):
+    for task in (
+        tasks.recovery_send_task,
+        tasks.recovery_send_batch_task,
+        tasks.bulk_send_dispatch_task,
+        tasks.bulk_send_resume_task,
+    ):
         monkeypatch.setattr(task, "delay", lambda *a, _n=task.name, **k: queued.append((_n, a)))
+        monkeypatch.setattr(
+            task, "apply_async", lambda args=(), _n=task.name, **k: queued.append((_n, tuple(args or ())))
+        )
     return queued

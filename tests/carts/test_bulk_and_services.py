@@ -82,8 +82,8 @@ def test_a_bulk_send_writes_every_send_at_once_and_one_dispatch_task(
     # The dispatch queues one task per queued send, once.
     assert bulk_send_dispatch(bulk_id=bulk.pk) == 4
     assert bulk_send_dispatch(bulk_id=bulk.pk) == 0
-    send_tasks = [args[0] for name, args in queued_tasks if name == tasks.recovery_send_task.name]
-    assert sorted(send_tasks) == sorted(sends.filter(status=SendStatus.QUEUED).values_list("pk", flat=True))
+    batches = [args[0] for name, args in queued_tasks if name == tasks.recovery_send_batch_task.name]
+    assert batches == [sorted(sends.filter(status=SendStatus.QUEUED).values_list("pk", flat=True))]
     # A second bulk over the same carts skips every one: the step is taken.
     again = carts_bulk_send(carts_qs=Cart.objects.all(), by=support_user, filters={})
     assert (again.queued, again.skipped) == (0, 5)
@@ -212,7 +212,7 @@ def test_an_unsubscribe_after_the_guards_ran_still_stops_the_send(
     )
     send = cart_send_request(cart=_cart(1), by=support_user)
     # The guards ran and passed; the customer unsubscribes before the send is claimed.
-    monkeypatch.setattr(sending, "refresh_from_hubspot", lambda cart: cart)
+    monkeypatch.setattr(sending, "refresh_carts_from_hubspot", lambda carts: {c.pk: c for c in carts})
 
     def passed_then_unsubscribed(send: RecoverySend, cart: Cart) -> str:
         suppression_add(email=cart.customer_email, reason="", source="unsubscribe")

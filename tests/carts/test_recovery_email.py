@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from carts import links, sending
-from carts.models import Cart, CartEvent, EmailState, EventKind, RecoveryTemplate, SendStatus
+from carts.models import Cart, CartEvent, EmailState, EventKind, RecoverySend, RecoveryTemplate, SendStatus
 from carts.services import cart_send_request
 from hubspot.models import LineItem
 from tests.carts.conftest import Portal, SmtpServer, emailable_cart
@@ -126,3 +126,63 @@ def test_an_emailed_cart_that_becomes_an_order_is_recovered_and_logged_once(
     assert [e.message for e in recovered] == [
         f"Recovered: the cart became order {order_id} after a recovery email"
     ]
+
+
+def test_a_batch_of_sends_reads_hubspot_once_for_all_its_carts(
+    portal: Portal, smtp_server: SmtpServer, default_template: RecoveryTemplate, support_user: Any
+) -> None:
+    from carts import tasks
+    from hubspot import client
+
+    carts = [emailable_cart(portal, f"batch{n}@customer.example") for n in range(4)]
+    sends = [cart_send_request(cart=cart, by=support_user) for cart in carts]
+    client.reset_stats()
+
+    sent = tasks.recovery_send_batch_task.apply(args=[[s.pk for s in sends]]).get()
+
+    assert sent == 4
+    assert sorted(m.to[0] for m in smtp_server.mailbox.list()) == [
+        f"batch{n}@customer.example" for n in range(4)
+    ]
+    # Carts, contacts and line items: one batch read each, plus the carts' association reads, whatever the
+    # batch's size.
+    calls = client.stats().calls_by_operation
+    assert calls.get("batch_read") == 3, calls
+    assert client.stats().calls <= 8, calls
+
+
+def test_in_a_batch_a_deferred_send_continues_alone_and_a_dead_server_defers_the_rest(
+    portal: Portal,
+    smtp_server: SmtpServer,
+    default_template: RecoveryTemplate,
+    support_user: Any,
+    queued_tasks: list[tuple[str, Any]],
+) -> None:
+    from carts import tasks
+
+    deferred_cart = emailable_cart(portal, "reject-4xx@customer.example")
+    fine_cart = emailable_cart(portal, "fine@customer.example")
+    deferred, fine = (cart_send_request(cart=c, by=support_user) for c in (deferred_cart, fine_cart))
+    queued_tasks.clear()
+
+    assert tasks.recovery_send_batch_task.apply(args=[[deferred.pk, fine.pk]]).get() == 1
+
+    assert [m.to for m in smtp_server.mailbox.list()] == [["fine@customer.example"]]
+    assert queued_tasks == [(tasks.recovery_send_task.name, (deferred.pk,))]
+    deferred.refresh_from_db()
+    assert deferred.status == SendStatus.QUEUED and deferred.queued_at is not None
+
+    # With the mail server gone, the first send finds it down and the others wait without trying.
+    later = [
+        cart_send_request(cart=emailable_cart(portal, f"later{n}@customer.example"), by=support_user)
+        for n in range(3)
+    ]
+    smtp_server.server.stop()
+    queued_tasks.clear()
+    assert tasks.recovery_send_batch_task.apply(args=[[s.pk for s in later]]).get() == 0
+    assert sorted(args[0] for _name, args in queued_tasks) == sorted(s.pk for s in later)
+    assert set(
+        RecoverySend.objects.filter(pk__in=[s.pk for s in later]).values_list("status", flat=True)
+    ) == {SendStatus.QUEUED}
+    assert RecoverySend.objects.filter(pk__in=[s.pk for s in later], attempts=1).count() == 1
+    smtp_server.restart()
