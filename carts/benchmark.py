@@ -278,8 +278,9 @@ def bulk_send(n: int, folder: Path) -> dict[str, Any]:
             worker_heartbeat_task.delay()
             deadline = time.monotonic() + 120
             while not WorkerHeartbeat.objects.exists():
-                if time.monotonic() > deadline:
-                    raise RuntimeError("no worker started")
+                if time.monotonic() > deadline or worker.poll() is not None:
+                    log = (folder / "worker.log").read_text(errors="replace")[-3000:]
+                    raise RuntimeError(f"no worker started:\n{log}")
                 time.sleep(0.2)
             user = User.objects.create_user("bench-bulk", password="bench-password-123")  # noqa: S106
             carts = Cart.objects.abandoned()

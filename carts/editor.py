@@ -3,15 +3,14 @@ preview (against a chosen cart or a sample one), and saving a checked template."
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.utils import timezone
 
 from carts import services
 from carts.models import Cart, RecoveryTemplate
+from carts.sending import sample_cart
 
 # What a template may use (the renderer's fixed context; nothing else is reachable).
 MERGE_FIELDS: list[tuple[str, str]] = [
@@ -27,22 +26,6 @@ MERGE_FIELDS: list[tuple[str, str]] = [
     ("{{ recovery_link }}", "The tracked link back to the cart"),
     ("{{ unsubscribe_link }}", "The one-click unsubscribe link"),
 ]
-
-
-def sample_cart() -> Cart:
-    """An unsaved cart with made-up values, for previews when no real cart is chosen."""
-    return Cart(
-        hubspot_id="0",
-        name="Sample cart",
-        status="abandoned",
-        cart_url="https://shop.example/cart/sample",
-        total=Decimal("84.50"),
-        currency="USD",
-        store="Sample store",
-        customer_name="Alex Sample",
-        customer_email="alex@example.com",
-        remote_updated_at=timezone.now(),
-    )
 
 
 def _unsaved(data: dict[str, Any]) -> RecoveryTemplate:

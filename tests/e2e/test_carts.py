@@ -235,3 +235,70 @@ def test_hostile_text_stays_inside_the_page(
         assert not dialogs
     finally:
         context.close()
+
+
+@pytest.mark.parametrize(("width", "height"), [(1440, 900), (390, 844)])
+def test_suppressions_templates_and_mailbox_with_hostile_text(
+    live_server: Any,
+    chromium_browser: Any,
+    width: int,
+    height: int,
+    tmp_path: Path,
+    settings: Any,
+    default_template: RecoveryTemplate,
+) -> None:
+    import os
+    from email.message import EmailMessage
+
+    from django.utils import timezone
+
+    from carts.models import Suppression, SuppressionSource, email_hash
+
+    address = "z" * 80 + "@" + "q" * 70 + ".example"
+    Suppression.objects.create(
+        email=address, email_hash=email_hash(address), source=SuppressionSource.STAFF, reason=HOSTILE["name"]
+    )
+    settings.MAILBOX_DIR = tmp_path / "mailbox"
+    settings.MAILBOX_DIR.mkdir()
+    message = EmailMessage()
+    message["Subject"] = HOSTILE["customer_name"]
+    message["X-Mailbox-From"] = "shop@example.com"
+    message["X-Mailbox-To"] = address
+    message["X-Mailbox-Received"] = timezone.now().isoformat()
+    message.set_content("Back to your cart: " + HOSTILE["cart_url"])
+    message.add_alternative(
+        f"<p>Hello<script>document.title='pwned'</script> <a href='{HOSTILE['cart_url']}'>back</a></p>",
+        subtype="html",
+    )
+    (settings.MAILBOX_DIR / "20261206-000001.eml").write_bytes(message.as_bytes())
+    template = default_template
+    context = chromium_browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    shots = Path(os.environ.get("CARTS_SCREENSHOTS", tmp_path))
+    try:
+        sign_in(page, live_server, factories.pipeline_admin(), to="/carts/suppressions/")
+        for name, path, region in (
+            ("suppressions", "/carts/suppressions/", "table.suppression-table"),
+            ("template", f"/carts/templates/{template.pk}/", "#template-preview iframe"),
+            ("mailbox", "/carts/mailbox/", "table.mailbox-table"),
+            ("message", "/carts/mailbox/20261206-000001/", ".mail-links"),
+        ):
+            page.goto(f"{live_server.url}{path}")
+            page.locator(region).first.wait_for()
+            page.screenshot(path=str(shots / f"carts-{name}-{width}.png"))
+            box = page.locator("main").bounding_box()
+            assert box is not None and box["x"] + box["width"] <= width + 1, name
+            for cell in page.locator("main td, main h1, main dd").all()[:40]:
+                cell_box = cell.bounding_box()
+                assert cell_box is None or cell_box["x"] + cell_box["width"] <= width + 1, (
+                    name,
+                    cell.inner_text(),
+                )
+        # Override characters are left out: the subject reads in the order it was written.
+        assert page.locator("#mail-subject").inner_text().startswith("evil.exe Mallory <img")
+        # The message's own script never ran (the sandbox and its CSP), in the frame or in our page.
+        assert page.title() != "pwned"
+        frame = page.frame_locator(".mail-frame")
+        assert frame.locator("a").get_attribute("href") == HOSTILE["cart_url"]
+    finally:
+        context.close()
