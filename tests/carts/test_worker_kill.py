@@ -23,10 +23,10 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def slow_smtp(smtp_server: SmtpServer) -> SmtpServer:
-    """The test's SMTP server, answering each message 0.4 s after keeping it: a worker killed while it
+    """The test's SMTP server, answering each message 1 s after keeping it: a worker killed while it
     waits has sent a message it never recorded as sent."""
     smtp_server.server.stop()
-    smtp_server.server = MailServer(smtp_server.server.folder, port=smtp_server.port, delay_s=0.4)
+    smtp_server.server = MailServer(smtp_server.server.folder, port=smtp_server.port, delay_s=1.0)
     smtp_server.server.start()
     return smtp_server
 
