@@ -87,6 +87,8 @@ class MailServer:
             port=port,
             data_size_limit=MAX_MESSAGE_BYTES,
             server_hostname="orderdeck-mailbox.local",
+            # aiosmtpd gives its server thread 5 s to start by default; a busy machine can take longer.
+            ready_timeout=30.0,
         )
 
     def start(self) -> None:

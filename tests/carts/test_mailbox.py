@@ -37,6 +37,7 @@ def test_the_mailserver_command_stores_messages_the_mailbox_reads(tmp_path: Path
     try:
 
         def listening() -> bool:
+            assert process.poll() is None, process.communicate()[0].decode(errors="replace")
             try:
                 with smtplib.SMTP("127.0.0.1", port, timeout=2):
                     return True
