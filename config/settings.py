@@ -285,13 +285,14 @@ LOGIN_THROTTLE_LOCKOUT_S = env_int("LOGIN_THROTTLE_LOCKOUT_S", 15 * 60)
 LOGIN_THROTTLE_PROXY_COUNT = env_int("LOGIN_THROTTLE_PROXY_COUNT", 0)
 
 # --- email ---------------------------------------------------------------------------------------------
-# Django's SMTP backend everywhere. The demo's mail server (`manage.py mailserver`, started by `demo`) listens
-# on 127.0.0.1:MAILBOX_PORT without TLS and keeps what it receives in MAILBOX_DIR (the Mailbox page).
-EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+# Django's SMTP backend everywhere (an empty value means the default, here and below). The demo's mail
+# server (`manage.py mailserver`, started by `demo`) listens on 127.0.0.1:MAILBOX_PORT without TLS and keeps
+# what it receives in MAILBOX_DIR (the Mailbox page).
+EMAIL_BACKEND = env("EMAIL_BACKEND") or "django.core.mail.backends.smtp.EmailBackend"
 EMAIL_FILE_PATH = DATA_DIR / "sent-mail"
-MAILBOX_DIR = Path(env("MAILBOX_DIR", str(DATA_DIR / "mailbox")))
+MAILBOX_DIR = Path(env("MAILBOX_DIR") or DATA_DIR / "mailbox")
 MAILBOX_PORT = env_int("MAILBOX_PORT", 8025)
-EMAIL_HOST = env("EMAIL_HOST", "localhost" if PRODUCTION else "127.0.0.1")
+EMAIL_HOST = env("EMAIL_HOST") or ("localhost" if PRODUCTION else "127.0.0.1")
 EMAIL_PORT = env_int("EMAIL_PORT", 587 if PRODUCTION else MAILBOX_PORT)
 EMAIL_HOST_USER = env("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD")
@@ -300,7 +301,7 @@ EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 20)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "OrderDeck <orders@example.com>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
-# --- carts and recovery emails -------------------------------------------------------------------------------
+# --- carts and recovery emails ------------------------------------------------------------------------------
 # A cart is abandoned when it is live, has no order, its status (hs_external_status, free text in HubSpot) is
 # none of CARTS_COMPLETED_STATUSES (matched exactly; UNCONFIRMED which values stores send), and HubSpot has
 # seen no change to it for CARTS_ABANDONED_AFTER_MIN minutes.
@@ -308,10 +309,10 @@ CARTS_ABANDONED_AFTER_MIN = env_int("CARTS_ABANDONED_AFTER_MIN", 60)
 CARTS_COMPLETED_STATUSES = env_list("CARTS_COMPLETED_STATUSES", "completed,checkout_completed,ordered")
 # Who may get a recovery email: "anyone" with an address, or only contacts whose CARTS_CONSENT_PROPERTY is
 # "true" ("marketing"; hs_marketable_status is UNCONFIRMED as the right property for every portal).
-CARTS_CONSENT_POLICY = env("CARTS_CONSENT_POLICY", "anyone")
+CARTS_CONSENT_POLICY = env("CARTS_CONSENT_POLICY") or "anyone"
 if CARTS_CONSENT_POLICY not in {"anyone", "marketing"}:
     raise ImproperlyConfigured("CARTS_CONSENT_POLICY must be 'anyone' or 'marketing'.")
-CARTS_CONSENT_PROPERTY = env("CARTS_CONSENT_PROPERTY", "hs_marketable_status")
+CARTS_CONSENT_PROPERTY = env("CARTS_CONSENT_PROPERTY") or "hs_marketable_status"
 # At most one recovery email per contact (address) in this many hours, across all their carts.
 CARTS_EMAIL_CAP_HOURS = env_int("CARTS_EMAIL_CAP_HOURS", 24)
 # How long the signed click and unsubscribe links in a recovery email work.
@@ -326,12 +327,14 @@ CARTS_SEND_MAX_RETRIES = env_int("CARTS_SEND_MAX_RETRIES", 8)
 # for the batch's carts, then each is checked and sent.
 CARTS_SEND_BATCH = env_int("CARTS_SEND_BATCH", 50)
 CARTS_SEND_RETRY_CAP_S = env_int("CARTS_SEND_RETRY_CAP_S", 600)
-RECOVERY_FROM_EMAIL = env("RECOVERY_FROM_EMAIL", DEFAULT_FROM_EMAIL)
+RECOVERY_FROM_EMAIL = env("RECOVERY_FROM_EMAIL") or DEFAULT_FROM_EMAIL
 # The absolute base of the links in emails (click tracking, unsubscribe). Production defaults to https:// and
 # the first of ALLOWED_HOSTS; `check --deploy` warns when it is not https.
-SITE_URL = env(
-    "SITE_URL",
-    f"https://{ALLOWED_HOSTS[0].lstrip('.')}" if PRODUCTION and ALLOWED_HOSTS else "http://127.0.0.1:8000",
+SITE_URL = (
+    env("SITE_URL")
+    or (
+        f"https://{ALLOWED_HOSTS[0].lstrip('.')}" if PRODUCTION and ALLOWED_HOSTS else "http://127.0.0.1:8000"
+    )
 ).rstrip("/")
 
 # --- HubSpot ---------------------------------------------------------------------------------------------
