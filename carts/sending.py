@@ -110,6 +110,8 @@ def _finish_bulk(send: RecoverySend) -> None:
 
 
 # --- refresh and guards -------------------------------------------------------------------------------------
+
+
 def refresh_from_hubspot(cart: Cart) -> Cart:
     """refresh_carts_from_hubspot() for one cart."""
     return refresh_carts_from_hubspot([cart])[cart.pk]
@@ -205,6 +207,8 @@ def _claim(send: RecoverySend, message_id: str) -> str:
 
 
 # --- the message --------------------------------------------------------------------------------------------
+
+
 def _domain() -> str:
     sender = settings.RECOVERY_FROM_EMAIL
     address = sender.rsplit("<", 1)[-1].rstrip(">").strip()
@@ -249,6 +253,8 @@ def sample_cart() -> Cart:
 
 
 # --- the worker path ----------------------------------------------------------------------------------------
+
+
 def _smtp_code(exc: BaseException) -> tuple[int, str]:
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         for code, answer in exc.recipients.values():
