@@ -104,7 +104,11 @@ def shared_world(django_db_setup: None, django_db_blocker: Any) -> Iterator[Data
 
 
 @pytest.fixture
-def world(shared_world: Dataset, db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dataset]:
+def world(
+    shared_world: Dataset, db: None, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> Iterator[Dataset]:
+    # Sign-in pages hash every password they are sent: a fast hasher keeps hundreds of them quick.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # Input handling is under test, not tasks: nothing is queued (the broker is shared with other runs).
     monkeypatch.setattr(Task, "apply_async", lambda *args, **kwargs: None)
     # Each 5xx is reported below with its exception; the request log's tracebacks would only repeat them.
