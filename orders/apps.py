@@ -9,7 +9,7 @@ class OrdersConfig(AppConfig):
         from hubspot import registry
         from hubspot.registry import Column, MirrorType
         from orders.search import index_by_page
-        from orders.services import orders_derive_stage, orders_refresh_customer
+        from orders.sync_hooks import orders_derive_stage, orders_refresh_customer
 
         registry.register(
             MirrorType(

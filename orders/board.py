@@ -13,12 +13,13 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import F, OuterRef, Subquery, Window
+from django.db.models import F, OuterRef, QuerySet, Subquery, Window
 from django.db.models.functions import RowNumber
 from django.db.models.query import RawQuerySet
 from django.http import QueryDict
+from django.utils import timezone
 
-from hubspot.models import PropertyDefinition
+from hubspot.models import Change, ChangeKind, ChangeStatus, PropertyDefinition
 from orders.forms import BoardFilterForm
 from orders.models import CARD_COLUMNS, BoardTotal, Order, OrderQuerySet
 from pipelines.models import Pipeline, Stage, StageState
@@ -31,6 +32,10 @@ CHANGES_PER_POLL = 200
 # Rows are stamped when written but seen when committed, so a poll looks this far behind the version it
 # was given: a write that committed late is still found (a card sent twice is simply drawn again).
 LOOK_BACK = timedelta(seconds=30)
+# How long after its change a local move's order enters the stage, at most (the same transaction).
+ENTERED_AFTER_CHANGE = timedelta(seconds=30)
+# Up to this many orders move during the request; more move in a worker while the board shows progress.
+BULK_IN_REQUEST = 500
 
 
 @dataclass
@@ -254,8 +259,6 @@ def column_totals(
 def version(pipeline: Pipeline) -> str:
     """Changes when an order of the pipeline changes here (a move, a sync, a webhook) or an order's push
     moves on (pending → in HubSpot, failed, conflict): one query of two index seeks."""
-    from hubspot.models import Change
-
     # Each "latest" is ORDER BY … DESC LIMIT 1 on its own index, so the cost doesn't grow with the cache.
     latest_order = (
         Order.objects.filter(pipeline=OuterRef("pk")).order_by("-updated_at").values("updated_at")[:1]
@@ -368,3 +371,35 @@ def changes_since(pipeline: Pipeline, filters: dict[str, Any], seen: str) -> Boa
         cards.append(order)
     on_board = {order.hubspot_id for order in cards}
     return BoardChanges(reached, cards, sorted(ids - on_board), columns, total, sums)
+
+
+def who_moved(order: Order) -> str:
+    """Who put the order in the stage it is in: the person of the latest move into it, or "HubSpot" when
+    the stage came by sync (or a HubSpot change came after that move)."""
+    if order.stage is None:
+        return "HubSpot"
+    latest = (
+        Change.objects.for_record("orders", order.hubspot_id)
+        .filter(kind=ChangeKind.UPDATE, new__has_key="hs_pipeline_stage")
+        .exclude(status=ChangeStatus.DISCARDED)
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+    if latest is None or latest.new.get("hs_pipeline_stage") != order.stage.hubspot_id:
+        return "HubSpot"
+    # A local move enters its stage a moment after its change is written; a later entry came from HubSpot.
+    if order.stage_entered_at and order.stage_entered_at - latest.created_at > ENTERED_AFTER_CHANGE:
+        return "HubSpot"
+    return latest.created_by_name or "Someone"
+
+
+def bulk_promise(orders: QuerySet[Order], count: int) -> dict[str, Any]:
+    """What a bulk move's confirmation shows, carried with it: when, and (for a move made in the request)
+    each order's stage then."""
+    promise: dict[str, Any] = {"shown_at": timezone.now().isoformat()}
+    if count <= BULK_IN_REQUEST:
+        promise["seen"] = [
+            f"{hubspot_id}:{stage_pk or 0}"
+            for hubspot_id, stage_pk in orders.values_list("hubspot_id", "stage_id")
+        ]
+    return promise

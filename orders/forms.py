@@ -15,7 +15,7 @@ from hubspot.forms import OwnedCorrection, PropertyValueField, definitions_for
 from hubspot.models import Change
 from orders.models import Order
 from pipelines.models import Pipeline, Stage
-from pipelines.rules import STAGE_PROPERTIES, check_move_from, move_properties
+from pipelines.rules import STAGE_PROPERTIES, check_move, check_move_from, move_properties
 
 if TYPE_CHECKING:
     from hubspot.mirror import MirroredObject
@@ -186,6 +186,8 @@ class MoveForm(forms.Form):
         )
 
     def clean_stage(self) -> Stage:
+        if self.pipeline is None:
+            raise forms.ValidationError("This order has no pipeline in the cache yet; sync first.")
         if self.target is None:
             if Stage.objects.filter(pk=self.cleaned_data["stage"], archived=False).exists():
                 raise forms.ValidationError("That stage belongs to another pipeline.")
@@ -206,6 +208,15 @@ class MoveForm(forms.Form):
 
     def property_errors(self) -> list[str]:
         return [n[len("prop_") :] for n in self.errors if n.startswith("prop_")]
+
+    def prompt_again(self) -> list[BoundField]:
+        """After a move whose stage parsed but whose values didn't: the inputs to ask for again, the values
+        the stage still needs and those given wrong."""
+        if self.target is None:
+            return []
+        missing = check_move(self.order, self.target).missing
+        wrong = self.property_errors()
+        return self.prompt([n for n in move_properties(self.target) if n in missing or n in wrong])
 
     def error_text(self) -> str:
         return " ".join(str(e) for errors in self.errors.values() for e in errors)
@@ -248,10 +259,30 @@ class SeenStagesField(HubSpotIdsField):
         return found
 
 
+# How the confirmation of a bulk move names the board's filters.
+FILTER_NAMES = {
+    "q": "search",
+    "store": "store",
+    "status": "fulfillment",
+    "currency": "currency",
+    "created_from": "created from",
+    "created_to": "created to",
+    "sync": "sync state",
+}
+
+
+def describe_filters(filters: dict[str, Any]) -> str:
+    parts = [f"{FILTER_NAMES[k]} “{v}”" for k, v in filters.items() if k in FILTER_NAMES]
+    if filters.get("stale"):
+        parts.append("stale")
+    return ", ".join(parts)
+
+
 class BulkMoveForm(forms.Form):
-    """A bulk move: the selected cards or all orders matching the board's filters, into one stage of the
-    board; the confirmation carries what it showed (each order's stage then), so an order moved meanwhile is
-    left where it is."""
+    """A bulk move: the selected cards or all orders matching the board's filters (``query``, as the board
+    shows them), into one stage of the board; the confirmation carries what it showed (each order's stage
+    then), so an order moved meanwhile is left where it is. After is_valid, ``orders``, ``count`` and
+    ``described`` say which orders the move names (an invalid form's too, for its confirmation)."""
 
     stage = forms.IntegerField(
         min_value=1,
@@ -274,9 +305,13 @@ class BulkMoveForm(forms.Form):
     # was shown stay where they are.
     shown_at = forms.DateTimeField(required=False)
 
-    def __init__(self, *args: Any, pipeline: Pipeline, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, pipeline: Pipeline, query: QueryDict, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.pipeline = pipeline
+        self.query = query
+        self.orders = Order.objects.none()
+        self.count = 0
+        self.described = ""
 
     def clean_stage(self) -> Stage:
         stage = (
@@ -290,6 +325,32 @@ class BulkMoveForm(forms.Form):
 
     def clean_scope(self) -> str:
         return self.cleaned_data.get("scope") or "selected"
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        self._name_orders(data.get("scope") or "selected", data.get("selected") or [])
+        if self.errors:
+            return data
+        if self.count == 0:
+            raise forms.ValidationError("No orders are selected.")
+        if data.get("confirm") and not data.get("shown_at"):
+            raise forms.ValidationError(
+                "This confirmation is out of date; choose the stage and move them again."
+            )
+        return data
+
+    def _name_orders(self, scope: str, selected: list[str]) -> None:
+        if scope == "all":
+            filters = BoardFilterForm(self.query).active()
+            self.orders = Order.objects.on_board(self.pipeline, filters)
+            self.count = self.orders.count()
+            self.described = f"all {self.count:,} orders matching the filters" + (
+                f" ({describe_filters(filters)})" if filters else " (no filters: every order on this board)"
+            )
+            return
+        self.orders = Order.objects.filter(pipeline=self.pipeline, archived=False, hubspot_id__in=selected)
+        self.count = self.orders.count()
+        self.described = f"{self.count:,} selected order{'s' if self.count != 1 else ''}"
 
     def seen_stages(self) -> dict[str, int] | None:
         """{order id: stage pk when the confirmation was shown}, or None when it listed none."""

@@ -1,87 +1,209 @@
-"""Writes of the orders app."""
+"""Staff writes of orders: moves (one or many), property edits and saved views. Each edit writes the cache at
+once and records a Change that the outbox pushes to HubSpot."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 
-from django.db.models import Q
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import QueryDict
+from django.utils import timezone
 
-from hubspot import registry
-from hubspot.cache import chunks, id_list
-from hubspot.registry import MirrorType
-from orders.models import Order
-from pipelines.models import Stage
+from hubspot.outbox import record_change
+from orders.board import filter_query
+from orders.models import Order, SavedView
 
+# Where the pipeline sync still looks for this hook (until it is registered with the orders type).
+from orders.sync_hooks import orders_resolve_stages as orders_resolve_stages
+from pipelines.models import Pipeline, Stage
+from pipelines.rules import MoveCheck, check_move, move_properties
 
-def orders_derive_stage(rows: list[dict[str, Any]]) -> None:
-    """Fill pipeline and stage from hs_pipeline / hs_pipeline_stage; note when an order entered its stage."""
-    stages: dict[tuple[str, str], tuple[int, int]] = {}
-    by_stage_id: dict[str, tuple[int, int]] = {}
-    for stage_pk, pipeline_pk, stage_id, pipeline_id in Stage.objects.values_list(
-        "pk", "pipeline_id", "hubspot_id", "pipeline__hubspot_id"
-    ):
-        stages[(pipeline_id, stage_id)] = (pipeline_pk, stage_pk)
-        by_stage_id.setdefault(stage_id, (pipeline_pk, stage_pk))
-    # hubspot id -> (stage, stage entered at) of the orders the cache has already
-    existing: dict[str, tuple[int | None, Any]] = {
-        hubspot_id: (stage_pk, entered_at)
-        for hubspot_id, stage_pk, entered_at in Order.objects.filter(
-            hubspot_id__in=id_list([row["hubspot_id"] for row in rows])
-        ).values_list("hubspot_id", "stage_id", "stage_entered_at")
-    }
-    for row in rows:
-        properties = row["properties"]
-        stage_hubspot_id = properties.get("hs_pipeline_stage") or ""
-        found = stages.get((properties.get("hs_pipeline") or "", stage_hubspot_id)) or by_stage_id.get(
-            stage_hubspot_id
-        )
-        row["pipeline_id"], row["stage_id"] = found if found else (None, None)
-        hubspot_id = row["hubspot_id"]
-        before = existing.get(hubspot_id)
-        if before is not None and before[0] == row["stage_id"] and before[1]:
-            row["stage_entered_at"] = before[1]
-        else:
-            # A new order entered its stage when it was created; a moved one, at its last modification.
-            row["stage_entered_at"] = (
-                row["remote_created_at"] if before is None else row["remote_updated_at"]
-            ) or row["synced_at"]
+# Orders a bulk-move task reads at a time.
+BULK_CHUNK = 200
 
 
-def orders_resolve_stages() -> int:
-    """After pipelines are synced: attach orders whose stage was unknown when they arrived."""
-    updated = 0
-    for stage in Stage.objects.select_related("pipeline"):
-        updated += (
-            Order.objects.filter(stage__isnull=True, properties__hs_pipeline_stage=stage.hubspot_id)
-            .filter(
-                Q(properties__hs_pipeline=stage.pipeline.hubspot_id) | Q(properties__hs_pipeline__isnull=True)
+class MovedMeanwhile(Exception):
+    """The order is no longer in the stage the person saw it in: someone (or HubSpot) moved it."""
+
+    def __init__(self, order: Order) -> None:
+        super().__init__(f"{order} was moved meanwhile")
+        self.order = order
+
+
+class MoveRefused(Exception):
+    """A rule of the pipeline stops the move, or the target stage needs values the order doesn't have."""
+
+    def __init__(self, check: MoveCheck) -> None:
+        super().__init__(check.reason)
+        self.reason = check.reason
+        self.missing = check.missing
+
+
+@transaction.atomic
+def order_move_to_stage(
+    *,
+    order: Order,
+    stage: Stage,
+    by: User,
+    values: Mapping[str, str] | None = None,
+    seen_in: int | None = None,
+) -> bool:
+    """Move an order under its pipeline's rules, and record the change for HubSpot; False if it is there.
+
+    ``values`` are the target stage's required properties (no others). ``seen_in`` is the stage the person
+    saw it in (0: none): if the order is elsewhere now, nothing moves (MovedMeanwhile). A move the rules
+    stop raises MoveRefused. A move to the stage the order is in changes nothing.
+    """
+    allowed = set(move_properties(stage))
+    values = dict(values or {})
+    if unexpected := sorted(set(values) - allowed):
+        raise ValueError(f"a move into “{stage.label}” can't set {', '.join(unexpected)}")
+    current = Order.objects.select_for_update().filter(pk=order.pk).values_list("stage_id", flat=True).first()
+    if current != order.stage_id:
+        order.refresh_from_db()
+    if current == stage.pk:
+        return False
+    if seen_in is not None and (current or 0) != seen_in:
+        raise MovedMeanwhile(order)
+    check = check_move(order, stage, values)
+    if not check.allowed:
+        raise MoveRefused(check)
+    # The pipeline and stage come from the target alone, over anything else.
+    properties = {**values, "hs_pipeline": stage.pipeline.hubspot_id, "hs_pipeline_stage": stage.hubspot_id}
+    record_change(obj=order, properties=properties, by=by)
+    order.stage = stage
+    order.pipeline = stage.pipeline
+    order.stage_entered_at = timezone.now()
+    order.save(update_fields=["stage", "pipeline", "stage_entered_at", "updated_at"])
+    return True
+
+
+def order_update_properties(*, order: Order, values: dict[str, str], by: User) -> Order:
+    """Edit an order's properties at once, and record the change for HubSpot."""
+    record_change(obj=order, properties=values, by=by)
+    return order
+
+
+@dataclass
+class BulkMoveResult:
+    moved: int = 0
+    unchanged: int = 0  # already in the stage
+    refused: dict[str, int] = field(default_factory=dict)  # reason -> how many
+    # Moved elsewhere after the confirmation was shown: left where they are.
+    moved_meanwhile: int = 0
+    # A bulk move too large for the request: how many were queued to move in a worker.
+    background: bool = False
+    queued: int = 0
+
+    @property
+    def warns(self) -> bool:
+        """Whether some orders the person asked to move stay where they are."""
+        return bool(self.refused or self.moved_meanwhile)
+
+    def summary(self, *, described: str, stage: Stage) -> str:
+        """What the board says after the move."""
+        if self.background:
+            text = (
+                f"Moving {self.queued:,} of {described} to {stage.label} in the background; "
+                "the board updates as they move."
             )
-            .update(stage=stage, pipeline=stage.pipeline)
-        )
-    return updated
+            if self.moved_meanwhile:
+                text += (
+                    f" {self.moved_meanwhile:,} changed stage after the confirmation was shown and stay "
+                    "where they are."
+                )
+            return text
+        text = f"Moved {self.moved:,} of {described} to {stage.label}."
+        if self.unchanged:
+            text += f" {self.unchanged:,} were there already."
+        for reason, count in self.refused.items():
+            text += f" {count:,} not moved: {reason}"
+        if self.moved_meanwhile:
+            text += (
+                f" {self.moved_meanwhile:,} not moved: they changed stage after the confirmation was shown"
+                " (or weren't in it); they stay where they are."
+            )
+        return text
 
 
-def orders_refresh_customer_all(spec: MirrorType) -> None:
-    """Every order's copy of its contact, set-based (the end of a full run)."""
-    from hubspot.services import denormalize_contact
+def orders_bulk_move(
+    *, orders: Iterable[Order], stage: Stage, by: User, seen: Mapping[str, int] | None = None
+) -> BulkMoveResult:
+    """Move many orders, each under the pipeline's rules and in a transaction of its own (the board shows
+    them move); those a rule stops stay where they are.
 
-    denormalize_contact(Order, "orders", None)
+    With ``seen`` ({order id: stage pk (0: none)} as the confirmation showed them) an order that is
+    elsewhere now, or that the confirmation didn't show, stays where it is too.
+    """
+    result = BulkMoveResult()
+    for order in orders:
+        seen_in = None
+        if seen is not None:
+            seen_in = seen.get(order.hubspot_id, -1)
+            if seen_in != (order.stage_id or 0):
+                result.moved_meanwhile += 1
+                continue
+        try:
+            moved = order_move_to_stage(order=order, stage=stage, by=by, seen_in=seen_in)
+        except MoveRefused as refused:
+            result.refused[refused.reason] = result.refused.get(refused.reason, 0) + 1
+            continue
+        except MovedMeanwhile:
+            result.moved_meanwhile += 1
+            continue
+        if moved:
+            result.moved += 1
+        else:
+            result.unchanged += 1
+    return result
 
 
-def orders_customer_columns(
-    spec: MirrorType, rows: list[dict[str, Any]], associations: Mapping[str, Mapping[str, Sequence[str]]]
-) -> None:
-    """A full run's rows get their contact's copy from the edges the page brought (see contact_columns)."""
-    from hubspot.services import contact_columns
+def orders_bulk_move_confirmed(
+    *,
+    orders: QuerySet[Order],
+    stage: Stage,
+    by: User,
+    seen: Mapping[str, int] | None,
+    shown_at: datetime,
+) -> BulkMoveResult:
+    """Move the orders a confirmation named: at once when it showed each one's stage (``seen``), otherwise
+    in a worker, leaving those whose stage changed after it was shown where they are."""
+    if seen is not None:
+        return orders_bulk_move(orders=orders.select_related("stage"), stage=stage, by=by, seen=seen)
+    # The task module imports this one; importing it here keeps the two from importing each other.
+    from orders.tasks import orders_bulk_move_task
 
-    contact_columns(spec, rows, associations)
+    total = orders.count()
+    ids = list(orders.exclude(stage_entered_at__gt=shown_at).values_list("hubspot_id", flat=True))
+    orders_bulk_move_task.delay(stage.pk, ids, by.pk)
+    return BulkMoveResult(background=True, queued=len(ids), moved_meanwhile=total - len(ids))
 
 
-@registry.whole_table(orders_refresh_customer_all, rows=orders_customer_columns)
-def orders_refresh_customer(spec: MirrorType, hubspot_ids: Sequence[str]) -> None:
-    """Copy each order's associated contact (name, email) onto the order, for cards and search."""
-    from hubspot.services import denormalize_contact
+def orders_bulk_move_by_id(*, stage: Stage, hubspot_ids: list[str], by: User) -> int:
+    """A large bulk move (the worker's), a chunk of orders read at a time; orders already moved count as
+    unchanged, so running it twice moves nothing more. Returns how many moved."""
+    moved = 0
+    for start in range(0, len(hubspot_ids), BULK_CHUNK):
+        chunk = Order.objects.filter(hubspot_id__in=hubspot_ids[start : start + BULK_CHUNK], archived=False)
+        moved += orders_bulk_move(orders=chunk.select_related("stage"), stage=stage, by=by).moved
+    return moved
 
-    for chunk in chunks(list(hubspot_ids), 500):
-        denormalize_contact(Order, "orders", chunk)
+
+def saved_view_save(*, user: User, pipeline: Pipeline, name: str, query: str) -> SavedView:
+    """Save a person's filters of a board (of ``query``, the filters alone) under a name, replacing theirs."""
+    view, _ = SavedView.objects.update_or_create(
+        user=user,
+        pipeline=pipeline,
+        name=name,  # type: ignore[misc]
+        defaults={"query": filter_query(QueryDict(query))},
+    )
+    return view
+
+
+def saved_view_delete(*, view: SavedView) -> None:
+    """Delete one of a person's saved views."""
+    view.delete()

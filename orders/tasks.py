@@ -5,8 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.contrib.auth.models import User
 
-from orders import edits
-from orders.models import Order
+from orders import services
 from pipelines.models import Stage
 
 
@@ -15,8 +14,4 @@ def orders_bulk_move_task(stage_pk: int, hubspot_ids: list[str], user_pk: int) -
     """A large bulk move, in chunks; safe to run twice (orders already moved are counted as unchanged)."""
     stage = Stage.objects.select_related("pipeline").get(pk=stage_pk)
     user = User.objects.get(pk=user_pk)
-    moved = 0
-    for start in range(0, len(hubspot_ids), 200):
-        chunk = Order.objects.filter(hubspot_id__in=hubspot_ids[start : start + 200], archived=False)
-        moved += edits.orders_bulk_move(orders=chunk.select_related("stage"), stage=stage, by=user).moved
-    return moved
+    return services.orders_bulk_move_by_id(stage=stage, hubspot_ids=hubspot_ids, by=user)

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterator
 from typing import Any, cast
 
 from django.contrib import messages
 from django.contrib.auth.models import User
 from django.core.paginator import Paginator
-from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -20,11 +17,10 @@ from django_htmx.http import push_url, replace_url, trigger_client_event
 from hubspot.permissions import SUPPORT, group_required
 from hubspot.views import HtmxHttpRequest
 from orders import board as boards
-from orders import details, edits
+from orders import details, export, services
 from orders.forms import BoardFilterForm, BulkMoveForm, MoveForm, SavedViewForm
 from orders.models import Order, SavedView
 from pipelines.models import Pipeline, Stage
-from pipelines.rules import check_move, move_properties
 
 TABLE_PAGE = 50
 
@@ -144,33 +140,27 @@ def move(request: HtmxHttpRequest, hubspot_id: str) -> HttpResponse:
     order = get_object_or_404(
         Order.objects.select_related("stage", "pipeline"), hubspot_id=hubspot_id, archived=False
     )
-    if order.pipeline is None:
-        return _card_refused(request, order, "This order has no pipeline in the cache yet; sync first.")
     form = MoveForm(request.POST, order=order)
     if not form.is_valid():
         return _move_invalid(request, order, form)
-    stage, seen_in = form.cleaned_data["stage"], form.cleaned_data["from_stage"]
-    if order.stage_id == stage.pk:
-        return _card_unchanged(request, order, seen_in)
-    if (order.stage_id or 0) != seen_in:
-        return _moved_meanwhile(request, order, seen_in)
-    check = check_move(order, stage, form.values())
-    if not check.allowed:
-        prompt = form.prompt(check.missing)
-        return _card_refused(
-            request, order, check.reason, prompt_stage=stage if prompt else None, prompt=prompt
-        )
-    old_stage = order.stage
+    stage, seen_in, old_stage = form.cleaned_data["stage"], form.cleaned_data["from_stage"], order.stage
     try:
-        edits.order_move_to_stage(
+        moved = services.order_move_to_stage(
             order=order, stage=stage, by=_user(request), values=form.values(), seen_in=seen_in
         )
-    except edits.MovedMeanwhile:
+    except services.MovedMeanwhile:
         return _moved_meanwhile(request, order, seen_in)
+    except services.MoveRefused as refused:
+        prompt = form.prompt(refused.missing)
+        return _card_refused(
+            request, order, refused.reason, prompt_stage=stage if prompt else None, prompt=prompt
+        )
+    if not moved:
+        return _card_unchanged(request, order, seen_in)
     if not request.htmx:
         messages.success(request, f"Moved “{order}” to {stage.label}.")
         return redirect(_board_url(order.pipeline_id, request.POST.get("filters", "")))
-    return _card_moved(request, order, order.pipeline, old_stage)
+    return _card_moved(request, order, stage.pipeline, old_stage)
 
 
 def _board_url(pipeline_pk: int | None, filters: str) -> str:
@@ -186,17 +176,16 @@ def _move_invalid(request: HtmxHttpRequest, order: Order, form: MoveForm) -> Htt
         return _card_refused(request, order, " ".join(str(e) for e in form.errors["stage"]))
     if "from_stage" in form.errors:
         return _moved_meanwhile(request, order, None)
-    target = form.target
-    assert target is not None  # the stage parsed, so the errors are the typed values'
-    missing = check_move(order, target).missing
-    names = [n for n in move_properties(target) if n in missing or n in form.property_errors()]
-    return _card_refused(request, order, form.error_text(), prompt_stage=target, prompt=form.prompt(names))
+    # The stage parsed, so the errors are the typed values'.
+    return _card_refused(
+        request, order, form.error_text(), prompt_stage=form.target, prompt=form.prompt_again()
+    )
 
 
 def _moved_meanwhile(request: HtmxHttpRequest, order: Order, seen_in: int | None) -> HttpResponse:
     """Refuse a move from an out-of-date card: say who moved the order, and show it where it is."""
     where = order.stage.label if order.stage else "no stage"
-    who = edits.who_moved(order)
+    who = boards.who_moved(order)
     if seen_in is None:
         reason = (
             f"Nothing moved: this move didn't say which stage the card was in. The order is in “{where}” "
@@ -213,7 +202,7 @@ def _card_unchanged(request: HtmxHttpRequest, order: Order, seen_in: int) -> Htt
     label = order.stage.label if order.stage else "this stage"
     notice = f"Already in “{label}”; nothing changed."
     if (order.stage_id or 0) != seen_in:
-        notice += f" {edits.who_moved(order)} moved it there meanwhile."
+        notice += f" {boards.who_moved(order)} moved it there meanwhile."
     seen = order.pipeline.stages.filter(pk=seen_in).first() if seen_in and order.pipeline else None
     return _card_refused(request, order, "", notice=notice, columns=[seen, order.stage])
 
@@ -336,66 +325,21 @@ def table(request: HtmxHttpRequest, pipeline_pk: int) -> HttpResponse:
     return render(request, "orders/table.html", context)
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 @group_required(SUPPORT)
 @require_GET
 def export_csv(request: HtmxHttpRequest, pipeline_pk: int) -> StreamingHttpResponse:
     """Every filtered order, all pages, streamed."""
     pipeline = get_object_or_404(Pipeline.objects.for_orders(), pk=pipeline_pk)
     _, filters = _filters(request)
-    columns = [
-        "hubspot_id",
-        "name",
-        "stage__label",
-        "customer_name",
-        "customer_email",
-        "total",
-        "currency",
-        "store",
-        "fulfillment_status",
-        "external_id",
-        "tracking_number",
-        "remote_created_at",
-        "stage_entered_at",
-    ]
-    header = [
-        "HubSpot ID",
-        "Order",
-        "Stage",
-        "Customer",
-        "Email",
-        "Total",
-        "Currency",
-        "Store",
-        "Fulfillment",
-        "External ID",
-        "Tracking number",
-        "Created",
-        "In stage since",
-    ]
-    rows = boards.filtered(pipeline, filters).order_by("-remote_created_at", "-pk").values_list(*columns)
-    writer = csv.writer(_Echo())
-
-    def lines() -> Iterator[str]:
-        yield writer.writerow(header)
-        for row in rows.iterator(chunk_size=2000):
-            yield writer.writerow([_csv_safe(v) for v in row])
-
+    lines = export.csv_lines(boards.filtered(pipeline, filters))
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
     stamp = timezone.now().strftime("%Y%m%d-%H%M")
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="orders-{pipeline.pk}-{stamp}.csv"'
     return response
 
 
-def _csv_safe(value: Any) -> Any:
-    """Spreadsheets run cells that start with = + - @ as formulas; HubSpot text is data, never a formula."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+def _board_with(pipeline_pk: int, query: str) -> str:
+    return reverse("orders:board", args=[pipeline_pk]) + ("?" + query if query else "")
 
 
 @group_required(SUPPORT)
@@ -403,30 +347,30 @@ def _csv_safe(value: Any) -> Any:
 def saved_view_create(request: HtmxHttpRequest, pipeline_pk: int) -> HttpResponse:
     pipeline = get_object_or_404(Pipeline.objects.for_orders(), pk=pipeline_pk)
     form = SavedViewForm(request.POST)
-    if form.is_valid():
-        # The filters the page shows (the page fills this in as it is sent), kept to the filters alone.
-        query = boards.filter_query(QueryDict(form.cleaned_data["query"]))
-        SavedView.objects.update_or_create(
-            user=_user(request),
-            pipeline=pipeline,
-            name=form.cleaned_data["name"],  # type: ignore[misc]
-            defaults={"query": query},
-        )
-        messages.success(request, f"Saved the view “{form.cleaned_data['name']}”.")
-        return redirect(reverse("orders:board", args=[pipeline.pk]) + ("?" + query if query else ""))
-    messages.error(request, "A saved view needs a name of at most 80 characters.")
-    return redirect("orders:board", pipeline.pk)
+    if not form.is_valid():
+        messages.error(request, "A saved view needs a name of at most 80 characters.")
+        return redirect("orders:board", pipeline.pk)
+    # The filters the page shows (the page fills this in as it is sent); the service keeps the filters alone.
+    view = services.saved_view_save(
+        user=_user(request),
+        pipeline=pipeline,
+        name=form.cleaned_data["name"],
+        query=form.cleaned_data["query"],
+    )
+    messages.success(request, f"Saved the view “{view.name}”.")
+    return redirect(_board_with(pipeline.pk, view.query))
 
 
 @group_required(SUPPORT)
 @require_POST
 def saved_view_delete(request: HtmxHttpRequest, pipeline_pk: int, view_pk: int) -> HttpResponse:
     view = get_object_or_404(SavedView, pk=view_pk, user=_user(request), pipeline_id=pipeline_pk)
-    view.delete()
+    services.saved_view_delete(view=view)
     messages.success(request, f"Deleted the view “{view.name}”.")
     # Back to the board as it was filtered (the filters, and nothing else, from what the page sent).
-    query = boards.filter_query(QueryDict(request.POST.get("query", "")[:2000]))
-    return redirect(reverse("orders:board", args=[pipeline_pk]) + ("?" + query if query else ""))
+    return redirect(
+        _board_with(pipeline_pk, boards.filter_query(QueryDict(request.POST.get("query", "")[:2000])))
+    )
 
 
 # --- the order drawer ---------------------------------------------------------------------------------------
@@ -506,7 +450,7 @@ def property_save(request: HtmxHttpRequest, hubspot_id: str, name: str) -> HttpR
                 "entered": request.POST.get("value", ""),
             },
         )
-    edits.order_update_properties(order=order, values={name: value}, by=_user(request))
+    services.order_update_properties(order=order, values={name: value}, by=_user(request))
     field = details.field_for(order, name)
     response = render(
         request, "orders/drawer.html#property-row", {"order": order, "field": field, "saved": True}
@@ -530,25 +474,6 @@ def resync(request: HtmxHttpRequest, hubspot_id: str) -> HttpResponse:
 
 # --- bulk moves ---------------------------------------------------------------------------------------------
 
-# Up to this many orders move during the request; more move in a worker while the board shows progress.
-BULK_IN_REQUEST = 500
-
-
-def describe_filters(filters: dict[str, Any]) -> str:
-    labels = {
-        "q": "search",
-        "store": "store",
-        "status": "fulfillment",
-        "currency": "currency",
-        "created_from": "created from",
-        "created_to": "created to",
-        "sync": "sync state",
-    }
-    parts = [f"{labels[k]} “{v}”" for k, v in filters.items() if k in labels]
-    if filters.get("stale"):
-        parts.append("stale")
-    return ", ".join(parts)
-
 
 @group_required(SUPPORT)
 @require_POST
@@ -556,101 +481,39 @@ def bulk_move(request: HtmxHttpRequest, pipeline_pk: int) -> HttpResponse:
     """Move the selected cards, or all orders matching the filters, after a confirmation stating the scope;
     orders that changed stage after the confirmation was shown stay where they are."""
     pipeline = get_object_or_404(Pipeline.objects.for_orders(), pk=pipeline_pk)
-    form = BulkMoveForm(request.POST, pipeline=pipeline)
-    valid = form.is_valid()
+    form = BulkMoveForm(request.POST, pipeline=pipeline, query=_board_query(request))
+    if not form.is_valid() or not form.cleaned_data["confirm"]:
+        return render(request, "orders/board.html#bulk-confirm", _bulk_confirmation(form))
+    stage = form.cleaned_data["stage"]
+    result = services.orders_bulk_move_confirmed(
+        orders=form.orders,
+        stage=stage,
+        by=_user(request),
+        seen=form.seen_stages(),
+        shown_at=form.cleaned_data["shown_at"],
+    )
+    (messages.warning if result.warns else messages.success)(
+        request, result.summary(described=form.described, stage=stage)
+    )
+    if not request.htmx:
+        return redirect(_board_url(pipeline.pk, form.cleaned_data["filters"]))
+    return trigger_client_event(render(request, "orders/board.html#bulk-done", {}), "boardChanged", {})
+
+
+def _bulk_confirmation(form: BulkMoveForm) -> dict[str, Any]:
+    """The confirmation of a bulk move (stating its scope), or why it can't be made."""
     data = form.cleaned_data
-    scope = data.get("scope") or "selected"
-    orders, described = _bulk_scope(pipeline, scope, data.get("selected") or [], _board_query(request))
     context: dict[str, Any] = {
-        "pipeline": pipeline,
+        "pipeline": form.pipeline,
         "stage": data.get("stage"),
-        "scope": scope,
-        "described": described,
+        "scope": data.get("scope") or "selected",
+        "described": form.described,
         "filters": data.get("filters") or "",
         "selected": data.get("selected") or [],
-        "count": orders.count(),
+        "count": form.count,
     }
-    if not valid:
+    if form.errors:
         context["error"] = form.error_text()
-    elif context["count"] == 0:
-        context["error"] = "No orders are selected."
-    elif data.get("confirm") and not data.get("shown_at"):
-        context["error"] = "This confirmation is out of date; choose the stage and move them again."
-    if "error" in context or not data.get("confirm"):
-        if "error" not in context:
-            context.update(_bulk_promise(orders, context["count"]))
-        return render(request, "orders/board.html#bulk-confirm", context)
-    summary, warn = _bulk_run(request, orders, data["stage"], described, form.seen_stages(), data["shown_at"])
-    (messages.warning if warn else messages.success)(request, summary)
-    if not request.htmx:
-        return redirect(_board_url(pipeline.pk, context["filters"]))
-    response = render(request, "orders/board.html#bulk-done", {})
-    return trigger_client_event(response, "boardChanged", {})
-
-
-def _bulk_scope(
-    pipeline: Pipeline, scope: str, selected: list[str], query: QueryDict
-) -> tuple[QuerySet[Order], str]:
-    """The orders a bulk move names, and how the confirmation describes them."""
-    if scope == "all":
-        filters = BoardFilterForm(query).active()
-        orders = boards.filtered(pipeline, filters)
-        described = f"all {orders.count():,} orders matching the filters" + (
-            f" ({describe_filters(filters)})" if filters else " (no filters: every order on this board)"
-        )
-        return orders, described
-    orders = Order.objects.filter(pipeline=pipeline, archived=False, hubspot_id__in=selected)
-    count = orders.count()
-    return orders, f"{count:,} selected order{'s' if count != 1 else ''}"
-
-
-def _bulk_promise(orders: QuerySet[Order], count: int) -> dict[str, Any]:
-    """What the confirmation shows, carried with it: when, and (for a move made in the request) each
-    order's stage then."""
-    promise: dict[str, Any] = {"shown_at": timezone.now().isoformat()}
-    if count <= BULK_IN_REQUEST:
-        promise["seen"] = [
-            f"{hubspot_id}:{stage_pk or 0}"
-            for hubspot_id, stage_pk in orders.values_list("hubspot_id", "stage_id")
-        ]
-    return promise
-
-
-def _bulk_run(
-    request: HtmxHttpRequest,
-    orders: QuerySet[Order],
-    stage: Stage,
-    described: str,
-    seen: dict[str, int] | None,
-    shown_at: Any,
-) -> tuple[str, bool]:
-    """Move them (in a worker when there are many): the summary for the page, and whether it warns."""
-    if seen is None:
-        # Too many for the confirmation to list: those whose stage changed since it was shown stay.
-        total = orders.count()
-        ids = list(orders.exclude(stage_entered_at__gt=shown_at).values_list("hubspot_id", flat=True))
-        from orders.tasks import orders_bulk_move_task
-
-        orders_bulk_move_task.delay(stage.pk, ids, _user(request).pk)
-        summary = (
-            f"Moving {len(ids):,} of {described} to {stage.label} in the background; "
-            "the board updates as they move."
-        )
-        if total > len(ids):
-            stale = total - len(ids)
-            summary += f" {stale:,} changed stage after the confirmation was shown and stay where they are."
-        return summary, total > len(ids)
-    result = edits.orders_bulk_move(
-        orders=orders.select_related("stage"), stage=stage, by=_user(request), seen=seen
-    )
-    summary = f"Moved {result.moved:,} of {described} to {stage.label}."
-    if result.unchanged:
-        summary += f" {result.unchanged:,} were there already."
-    for reason, count in result.refused.items():
-        summary += f" {count:,} not moved: {reason}"
-    if result.moved_meanwhile:
-        summary += (
-            f" {result.moved_meanwhile:,} not moved: they changed stage after the confirmation was shown"
-            " (or weren't in it); they stay where they are."
-        )
-    return summary, bool(result.refused or result.moved_meanwhile)
+    else:
+        context.update(boards.bulk_promise(form.orders, form.count))
+    return context

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from django.db.models import Count
 
-from orders import edits
+from orders import services
 from orders.models import Order, SavedView
 from pipelines.models import Pipeline
 from tests import factories
@@ -177,7 +177,7 @@ def test_a_live_update_keeps_ticks_an_open_menu_and_scroll_positions(
     # Meanwhile, elsewhere: another person moves an order, names change on the ticked card and on the
     # card whose menu is open, and HubSpot deletes an order.
     someone = factories.support_user(username="robin")
-    edits.order_move_to_stage(
+    services.order_move_to_stage(
         order=Order.objects.get(pk=other.pk), stage=target, by=someone, seen_in=moved_from
     )
     for hubspot_id in (a, c):

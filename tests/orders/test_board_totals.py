@@ -19,8 +19,8 @@ from django.utils import timezone
 from hubspot import cache, registry
 from hubspot.client import ApiObject
 from orders import board as boards
-from orders.edits import order_move_to_stage
 from orders.models import BoardTotal, Order
+from orders.services import order_move_to_stage
 from pipelines.models import Pipeline, Stage
 from tests import factories
 

@@ -14,7 +14,7 @@ import pytest
 from django.utils import timezone
 
 from hubspot.models import Change, PropertyDefinition
-from orders import edits
+from orders import board, services
 from orders.models import Order
 from pipelines.models import Pipeline, Stage
 from tests import factories
@@ -136,7 +136,9 @@ class TestForgedProperties:
         user = factories.support_user()
         for forged in ({"hs_pipeline_stage": "x"}, {"hs_total_price": "0.01"}, {"hs_createdate": "1"}):
             with pytest.raises(ValueError, match="can't set"):
-                edits.order_move_to_stage(order=order, stage=stage(pipeline, "Paid"), by=user, values=forged)
+                services.order_move_to_stage(
+                    order=order, stage=stage(pipeline, "Paid"), by=user, values=forged
+                )
         assert not Change.objects.exists()
 
     def test_the_service_sets_pipeline_and_stage_from_the_target_over_any_value(
@@ -146,7 +148,7 @@ class TestForgedProperties:
         shipped.required_properties = ["hs_shipping_tracking_number"]
         shipped.save()
         order = order_in(pipeline, "Open")
-        edits.order_move_to_stage(
+        services.order_move_to_stage(
             order=order,
             stage=shipped,
             by=factories.support_user(),
@@ -222,18 +224,18 @@ class TestStaleMoves:
 
     def test_a_later_hubspot_move_is_hubspots_not_the_earlier_mover(self, pipeline: Pipeline) -> None:
         order = order_in(pipeline, "Open")
-        edits.order_move_to_stage(
+        services.order_move_to_stage(
             order=order, stage=stage(pipeline, "Paid"), by=factories.support_user(first_name="Kim")
         )
-        assert edits.who_moved(order).startswith("Kim")
+        assert board.who_moved(order).startswith("Kim")
         # HubSpot moved it to Paid again later (say after Shipped and back): the entry is newer.
         order.stage_entered_at = timezone.now() + timedelta(hours=1)
-        assert edits.who_moved(order) == "HubSpot"
+        assert board.who_moved(order) == "HubSpot"
 
     def test_the_service_refuses_a_move_seen_in_another_stage(self, pipeline: Pipeline) -> None:
         order = order_in(pipeline, "Paid")
-        with pytest.raises(edits.MovedMeanwhile):
-            edits.order_move_to_stage(
+        with pytest.raises(services.MovedMeanwhile):
+            services.order_move_to_stage(
                 order=order,
                 stage=stage(pipeline, "Shipped"),
                 by=factories.support_user(),
@@ -275,7 +277,7 @@ class TestSameStage:
 
     def test_the_service_is_a_no_op_too(self, pipeline: Pipeline) -> None:
         order = order_in(pipeline, "Paid")
-        edits.order_move_to_stage(order=order, stage=stage(pipeline, "Paid"), by=factories.support_user())
+        services.order_move_to_stage(order=order, stage=stage(pipeline, "Paid"), by=factories.support_user())
         assert not Change.objects.exists()
 
 
@@ -336,7 +338,7 @@ class TestBulkMoveInput:
         confirmation = support_client.post(f"/boards/{pipeline.pk}/bulk-move/", data, headers=HTMX)
         assert "all 3 orders" in text(confirmation)
         # Meanwhile: someone moves b, and a new order arrives.
-        edits.order_move_to_stage(order=b, stage=stage(pipeline, "Paid"), by=factories.support_user())
+        services.order_move_to_stage(order=b, stage=stage(pipeline, "Paid"), by=factories.support_user())
         late = order_in(pipeline, "Open")
 
         done = support_client.post(f"/boards/{pipeline.pk}/bulk-move/", confirmed(confirmation), headers=HTMX)
