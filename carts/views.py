@@ -164,7 +164,8 @@ def cart_detail(request: HtmxHttpRequest, cart_id: str) -> HttpResponse:
     if target == "cart-drawer-body":
         return render(request, "carts/cart.html#cart-drawer", context)
     if target == "cart-activity":
-        return render(request, "carts/cart.html#cart-activity", context)
+        # The state in the head follows the sends (out of band).
+        return render(request, "carts/cart.html#cart-activity", {**context, "refresh": True})
     return render(request, "carts/cart.html", context)
 
 
@@ -220,7 +221,7 @@ def cart_send(request: HtmxHttpRequest, cart_id: str) -> HttpResponse:
         messages.add_message(request, level, note)
         return redirect("carts:cart", cart.hubspot_id)
     cart = _cart_or_404(cart_id)
-    context = {**_cart_context(request, cart), "note": note, "note_level": level}
+    context = {**_cart_context(request, cart), "note": note, "note_level": level, "refresh": True}
     response = render(request, "carts/cart.html#cart-activity", context)
     return trigger_client_event(response, "cartChanged", {"cart": cart.hubspot_id})
 

@@ -31,8 +31,6 @@ from tests.conftest import WorkerProcess, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
-SHOTS = Path(__file__).resolve().parent.parent.parent / "data" / "screenshots"
-
 
 @pytest.fixture
 def site(live_server: Any, smtp_server: SmtpServer, settings: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
@@ -49,6 +47,14 @@ def sign_in(page: Any, live_server: Any, user: Any, to: str = "/carts/") -> None
     page.get_by_label("Password").fill(factories.PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(re.compile(re.escape(to) + "$"))
+
+
+def _shot(page: Any, name: str) -> None:
+    """A screenshot for people to look at, when CARTS_SCREENSHOTS names a folder."""
+    import os
+
+    if folder := os.environ.get("CARTS_SCREENSHOTS"):
+        page.screenshot(path=str(Path(folder) / f"carts-{name}.png"))
 
 
 def row_state(page: Any, cart: Cart) -> str:
@@ -96,6 +102,8 @@ def test_preview_send_read_click_and_unsubscribe(
     # Send: the worker re-reads the cart from HubSpot, sends, and the drawer shows it sent.
     drawer.get_by_role("button", name="Send recovery email").click()
     drawer.locator('tr[data-send-status="sent"]').wait_for(timeout=60_000)
+    drawer.locator('#cart-state [data-recovery-state="emailed"]').wait_for(timeout=5_000)
+    _shot(page, "drawer-sent")
     drawer.get_by_role("button", name="Close").first.click()
     # The list was drawn again after the send (the CSP forbids evaluated strings: wait on a selector).
     page.locator(f'#cart-row-{cart.hubspot_id}[data-state="emailed"]').wait_for(timeout=10_000)
@@ -150,6 +158,7 @@ def test_bulk_send_to_all_matching_states_its_scope(
     assert dialog.locator("[data-skip-count]").get_attribute("data-skip-count") == "1"
     assert "No recovery link" in dialog.locator(".bulk-reasons").inner_text()
     assert not RecoverySend.objects.exists()  # nothing is sent before the confirmation
+    _shot(page, "bulk-confirm")
 
     dialog.get_by_role("button", name="Send 3 emails").click()
     summary = dialog.locator(".bulk-summary")
