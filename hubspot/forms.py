@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from django import forms
 
+from hubspot import registry
 from hubspot.models import Change, ChangeKind, PropertyDefinition
 from hubspot.registry import parse_datetime
 from hubspot.values import parse_property_value
@@ -205,3 +206,23 @@ class ChangeCorrectionForm(forms.Form):
 
     def error_text(self) -> str:
         return " ".join(str(e) for errors in self.errors.values() for e in errors)
+
+
+def record_of(change: Change) -> MirroredObject | None:
+    """The cached record a change is about, if the cache has it."""
+    spec = registry.find(change.object_type)
+    return spec.model._default_manager.filter(hubspot_id=change.object_id).first() if spec else None
+
+
+class ChangeActionForm(ChangeCorrectionForm):
+    """Retry, Discard, Keep mine or Take HubSpot's on one change. A Retry carries corrections, typed like
+    inline edits (a move's stage is a choice the record's app validates); the others take no input."""
+
+    def __init__(self, *args: Any, change: Change, action: str, **kwargs: Any) -> None:
+        self.action = action
+        record = record_of(change) if action == "retry" else None
+        super().__init__(*args, change=change, record=record, **kwargs)
+
+    def arguments(self) -> dict[str, Any]:
+        """The action's arguments besides the change and the person (after is_valid)."""
+        return {"properties": self.corrections() or None} if self.action == "retry" else {}

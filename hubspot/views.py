@@ -21,7 +21,7 @@ from django_htmx.http import trigger_client_event
 from django_htmx.middleware import HtmxDetails
 
 from hubspot import health, outbox, pauses, registry, services, webhooks
-from hubspot.forms import ChangeCorrectionForm, OutboxActionForm
+from hubspot.forms import ChangeActionForm, OutboxActionForm
 from hubspot.models import Change, ConnectionProblem, SyncKind, SyncRun, WebhookEvent, WorkerHeartbeat
 from hubspot.permissions import GROUPS, PIPELINE_ADMIN, SUPPORT, group_required, in_group
 
@@ -214,25 +214,18 @@ def change_action(request: HtmxHttpRequest, pk: int, action: str) -> HttpRespons
     """Retry (with corrected values), Discard, Keep mine or Take HubSpot's on one change."""
     if action not in _CHANGE_ACTIONS:
         raise Http404("No such action.")
-    service, done = _CHANGE_ACTIONS[action]
     change = get_object_or_404(Change, pk=pk)
     if not _may_resolve(request, change):
         raise PermissionDenied(f"Pipeline changes are for the “{PIPELINE_ADMIN}” group.")
-    kwargs: dict[str, Any] = {}
-    form = None
-    if action == "retry":
-        # Corrections are typed like inline edits; a move's stage is a choice the record's app validates.
-        form = ChangeCorrectionForm(request.POST, change=change, record=_record_of(change))
-        if form.is_valid():
-            kwargs["properties"] = form.corrections() or None
-    try:
-        if form is not None and not form.is_valid():
-            notice = f"Not sent: {form.error_text()}"
-        else:
-            service(change=change, by=_staff(request), **kwargs)
-            notice = done
-    except outbox.ChangeNotAllowed as exc:
-        notice = str(exc)
+    form = ChangeActionForm(request.POST, change=change, action=action)
+    if not form.is_valid():
+        notice = f"Not sent: {form.error_text()}"
+    else:
+        service, notice = _CHANGE_ACTIONS[action]
+        try:
+            service(change=change, by=_staff(request), **form.arguments())
+        except outbox.ChangeNotAllowed as exc:
+            notice = str(exc)
     if not request.htmx:
         messages.info(request, notice)
         return redirect("hubspot:record-changes", change.object_type, _current_id(change))
@@ -242,11 +235,6 @@ def change_action(request: HtmxHttpRequest, pk: int, action: str) -> HttpRespons
     return trigger_client_event(
         response, "recordSynced", {"object_type": state.object_type, "object_id": state.object_id}
     )
-
-
-def _record_of(change: Change) -> Any:
-    spec = registry.find(change.object_type)
-    return spec.model._default_manager.filter(hubspot_id=change.object_id).first() if spec else None
 
 
 def _current_id(change: Change) -> str:
