@@ -152,7 +152,7 @@ def test_bulk_send_to_all_matching_states_its_scope(
     page.get_by_role("button", name="Email all 4 matching…").click()
     dialog = page.locator("#bulk-dialog")
     dialog.wait_for(state="visible")
-    scope = dialog.locator(".bulk-scope")
+    scope = dialog.locator(".cart-bulk-scope")
     assert scope.get_attribute("data-scope-count") == "4"
     assert dialog.locator("[data-send-count]").get_attribute("data-send-count") == "3"
     assert dialog.locator("[data-skip-count]").get_attribute("data-skip-count") == "1"
@@ -161,7 +161,7 @@ def test_bulk_send_to_all_matching_states_its_scope(
     _shot(page, "bulk-confirm")
 
     dialog.get_by_role("button", name="Send 3 emails").click()
-    summary = dialog.locator(".bulk-summary")
+    summary = dialog.locator(".cart-bulk-summary")
     summary.wait_for()
     assert summary.get_attribute("data-queued") == "3" and summary.get_attribute("data-skipped") == "1"
     wait_until(lambda: smtp_server.mailbox.count() == 3, timeout_s=90)
