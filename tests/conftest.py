@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import subprocess
-import sys
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,8 +13,8 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
+from hubspot import worker
 from tests import factories
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,85 +60,25 @@ def wait_until(predicate: Callable[[], Any], timeout_s: float = 30.0, interval_s
     raise AssertionError(f"condition not met within {timeout_s} s")
 
 
-def database_url_for_subprocess() -> str:
-    """The URL of the database this test run uses (the test database), for a worker process to share."""
-    s = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{s['NAME']}"
-    if connection.vendor == "postgresql":
-        auth = s["USER"] or ""
-        if s["PASSWORD"]:
-            auth += f":{s['PASSWORD']}"
-        host = s["HOST"] or "localhost"
-        port = f":{s['PORT']}" if s["PORT"] else ""
-        return f"postgres://{auth}{'@' if auth else ''}{host}{port}/{s['NAME']}"
-    raise NotImplementedError(connection.vendor)
+# The database URL a worker process shares with this test run (the test database).
+database_url_for_subprocess = worker.database_url
 
 
-class WorkerProcess:
-    """A real `celery worker` on the configured broker, consuming a queue of its own."""
+class WorkerProcess(worker.CeleryProcess):
+    """A real `celery worker` on the configured broker and this run's database, consuming a queue of its
+    own (the integration's worker helper, as the benchmarks and the demo start it)."""
 
     def __init__(self, queue: str, log_path: Path) -> None:
         self.queue = queue
-        self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = os.environ.copy()
-        env.update(
-            {
-                "DATABASE_URL": database_url_for_subprocess(),
-                "ORDERDECK_QUEUE": self.queue,
-                "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-                "PYTHONUNBUFFERED": "1",
-            }
+        hostname = f"test-{queue}@{socket.gethostname()}"
+        super().__init__(
+            worker.worker_command(hostname=hostname, queues=[queue]),
+            env=worker.process_env(
+                database_url=database_url_for_subprocess(), queue=queue, broker_url=settings.CELERY_BROKER_URL
+            ),
+            log_path=log_path,
+            hostname=hostname,
         )
-        self.log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "--loglevel",
-                "INFO",
-                "--pool",
-                "prefork",
-                "--concurrency",
-                "1",
-                "--queues",
-                self.queue,
-                "--hostname",
-                f"test-{self.queue}@%h",
-                "--without-mingle",
-                "--without-gossip",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            # A warm shutdown: SIGTERM to the main process, which stops its pool itself (a signal to every
-            # pool process at once can leave the main one waiting on children that are already gone).
-            self.process.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=20)
-        if self.process:
-            # Whatever is left of the group goes now.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.process.pid, 9)
-            if self.process.poll() is None:
-                self.process.wait()
-        self.log.close()
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from hubspot import client, ratelimit, sync
+from hubspot import client, ratelimit, sync, worker
 from hubspot.models import SyncKind, SyncStatus
 from hubspot.sandbox.server import Sandbox
 from hubspot.sandbox.testing import start_sandbox
@@ -119,52 +119,18 @@ def an_order(**filters: Any) -> Order:
     return order
 
 
-class BeatProcess:
+class BeatProcess(worker.CeleryProcess):
     """`celery beat` sending its schedule (the outbox sweep among it) to a test's queue."""
 
     def __init__(self, queue: str, tmp_path: Path) -> None:
-        import os
-        import subprocess
-        import sys
-
         from django.conf import settings
 
-        from tests.conftest import ROOT, database_url_for_subprocess
+        from tests.conftest import database_url_for_subprocess
 
-        env = os.environ.copy()
-        env.update(
-            {
-                "DATABASE_URL": database_url_for_subprocess(),
-                "ORDERDECK_QUEUE": queue,
-                "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-                "PYTHONUNBUFFERED": "1",
-            }
+        env = worker.process_env(
+            database_url=database_url_for_subprocess(), queue=queue, broker_url=settings.CELERY_BROKER_URL
         )
-        self.log = (tmp_path / "beat.log").open("wb")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "beat",
-                "--loglevel",
-                "INFO",
-                "--schedule",
-                str(tmp_path / "beat-schedule"),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        super().__init__(
+            worker.beat_command(schedule=tmp_path / "beat-schedule"), env=env, log_path=tmp_path / "beat.log"
         )
-
-    def stop(self) -> None:
-        import os
-
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, 15)
-            self.process.wait(timeout=20)
-        self.log.close()
+        self.start()
