@@ -311,3 +311,22 @@ def test_suppressions_templates_and_mailbox_with_hostile_text(
         assert frame.locator("a").get_attribute("href") == HOSTILE["cart_url"]
     finally:
         context.close()
+
+
+def test_template_editor_previews_as_the_admin_types(
+    live_server: Any, page: Any, default_template: RecoveryTemplate
+) -> None:
+    admin = factories.pipeline_admin()
+    sign_in(page, live_server, admin, to=f"/carts/templates/{default_template.pk}/")
+    subject = page.locator("#template-preview [data-preview-subject]")
+    subject.wait_for()  # the first preview comes on load
+    page.get_by_label("Subject").fill("Still thinking it over, {{ first_name|default:'friend' }}?")
+    page.locator("#template-preview [data-preview-subject]", has_text="Still thinking it over").wait_for()
+    page.frame_locator("#template-preview .mail-frame").get_by_text("Return to your cart").wait_for()
+    # A template that cannot be rendered says why, beside the editor, and is not saved.
+    page.get_by_label("Subject").fill("{% if %}")
+    page.locator("#template-preview .error-text").wait_for()
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.locator(".message-error", has_text="cannot be rendered").wait_for()
+    default_template.refresh_from_db()
+    assert "{% if %}" not in default_template.subject
