@@ -25,6 +25,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from hubspot.models import SyncKind
 from hubspot.permissions import GROUPS
+from hubspot.worker import beat_command, worker_command
 
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "orderdeck-demo"  # noqa: S105 - the documented demo login, for the local demo only
@@ -68,7 +69,6 @@ class Command(BaseCommand):
         if not options["no_sandbox"]:
             env["HUBSPOT_API_BASE"] = f"http://127.0.0.1:{sandbox_port}"
         python, manage = sys.executable, str(settings.BASE_DIR / "manage.py")
-        celery = [python, "-m", "celery", "-A", "config"]
         commands: list[tuple[str, list[str]]] = []
         if not options["no_sandbox"]:
             sandbox = [
@@ -111,23 +111,8 @@ class Command(BaseCommand):
             commands.append(("mail", [python, manage, "mailserver", "--port", str(mail_port)]))
         env.setdefault("SITE_URL", f"http://{host}:{port}")
         commands += [
-            (
-                "worker",
-                [
-                    *celery,
-                    "worker",
-                    "--loglevel",
-                    "INFO",
-                    "--concurrency",
-                    "2",
-                    "--hostname",
-                    f"demo-worker@{socket.gethostname()}",
-                ],
-            ),
-            (
-                "beat",
-                [*celery, "beat", "--loglevel", "INFO", "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME],
-            ),
+            ("worker", worker_command(hostname=f"demo-worker@{socket.gethostname()}", concurrency=2)),
+            ("beat", beat_command(schedule=settings.CELERY_BEAT_SCHEDULE_FILENAME)),
             ("web", [python, manage, "runserver", f"{host}:{port}", "--noreload"]),
         ]
 
