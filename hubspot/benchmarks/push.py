@@ -20,7 +20,7 @@ import json
 import os
 import random
 import shutil
-import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -38,6 +38,7 @@ from django.db.models import Count
 from hubspot.benchmarks import Result, register
 from hubspot.benchmarks.sandbox import TOKEN, SandboxProcess
 from hubspot.benchmarks.sync import with_test_database
+from hubspot.worker import CeleryProcess, process_env
 
 PART_ENV = "ORDERDECK_BENCH_PUSH"
 # The latency part's pace: a busy support team's, well below the bulk-edit rate at which batches wait to fill.
@@ -206,53 +207,24 @@ def run(quick: bool) -> Result:
 # --- a part: in a child process with its own data folder and broker ---------------------------------------
 
 
-class _Worker:
-    """A real `celery worker` (or beat) process on this part's broker, database and queue."""
-
-    def __init__(self, name: str, database_url: str, *, beat: bool = False, concurrency: int = 4) -> None:
-        folder = Path(settings.DATA_DIR)
-        self.log = (folder / f"{name}.log").open("ab")
-        if beat:
-            command = ["beat", "--loglevel", "WARNING", "--schedule", str(folder / "celerybeat-schedule")]
-        else:
-            command = [
-                "worker",
-                "--loglevel",
-                "INFO",
-                "--pool",
-                "prefork",
-                "--concurrency",
-                str(concurrency),
-                "--queues",
-                settings.CELERY_TASK_DEFAULT_QUEUE,
-                "--hostname",
-                f"{name}-{uuid.uuid4().hex[:6]}@%h",
-                "--without-mingle",
-                "--without-gossip",
-            ]
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", *command],
-            cwd=settings.BASE_DIR,
-            env={**os.environ, "DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1"},
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def kill(self) -> None:
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            # To the main process only: a SIGTERM to the whole group kills the pool's children under it and
-            # leaves the main process waiting for them.
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.log.close()
+def _worker(name: str, database_url: str, *, beat: bool = False, concurrency: int = 4) -> CeleryProcess:
+    """A real `celery worker` (or beat) process on this part's broker, database and queue, started."""
+    folder = Path(settings.DATA_DIR)
+    env = process_env(database_url=database_url)
+    if beat:
+        return CeleryProcess.beat(
+            schedule=folder / "celerybeat-schedule",
+            env=env,
+            log_path=folder / f"{name}.log",
+            loglevel="WARNING",
+        ).start()
+    return CeleryProcess.worker(
+        hostname=f"{name}-{uuid.uuid4().hex[:6]}@{socket.gethostname()}",
+        queue=settings.CELERY_TASK_DEFAULT_QUEUE,
+        concurrency=concurrency,
+        env=env,
+        log_path=folder / f"{name}.log",
+    ).start()
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -331,19 +303,6 @@ def _sandbox(url: str) -> requests.Session:
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {TOKEN}"
     return session
-
-
-def _wait_ready(timeout_s: float = 120) -> None:
-    """Until a worker runs tasks (a cold start takes seconds, which are not the push's)."""
-    from hubspot.models import WorkerHeartbeat
-    from hubspot.tasks import worker_heartbeat_task
-
-    worker_heartbeat_task.delay()
-    deadline = time.monotonic() + timeout_s
-    while not WorkerHeartbeat.objects.exists():
-        if time.monotonic() > deadline:
-            raise RuntimeError("no worker started")
-        time.sleep(0.2)
 
 
 def _wait_settled(timeout_s: float) -> bool:
@@ -525,11 +484,12 @@ def _part(quick: bool) -> dict[str, Any]:
     lap("sync_s")
     database_url = f"sqlite:///{connection.settings_dict['NAME']}"
     seed = random.randrange(10**6)
-    workers = [_Worker("worker", database_url)]
-    beat = _Worker("beat", database_url, beat=True)
+    workers = [_worker("worker", database_url)]
+    beat = _worker("beat", database_url, beat=True)
     figures: dict[str, Any] = {}
     try:
-        _wait_ready()
+        # Until the worker runs tasks (a cold start takes seconds, which are not the push's).
+        workers[0].wait_ready()
         lap("worker_start_s")
         if config["part"] == "chaos":
             figures.update(_chaos(url, n, seed, workers, database_url))
@@ -540,13 +500,13 @@ def _part(quick: bool) -> dict[str, Any]:
     finally:
         beat.stop()
         for worker in workers:
-            worker.stop()
+            worker.stop(timeout_s=30)
         lap("stop_s")
     return {**figures, "timings": timings}
 
 
 def _chaos(
-    url: str, n: dict[str, Any], seed: int, workers: list[_Worker], database_url: str
+    url: str, n: dict[str, Any], seed: int, workers: list[CeleryProcess], database_url: str
 ) -> dict[str, Any]:
     from hubspot.models import ChangeStatus
 
@@ -581,7 +541,7 @@ def _chaos(
         if due and _in_flight(ChangeStatus.PUSHING):
             workers[-1].kill()
             kills += 1
-            workers.append(_Worker("worker", database_url))
+            workers.append(_worker("worker", database_url))
         elif not alive and (
             kills >= len(marks) or not _in_flight(ChangeStatus.PENDING, ChangeStatus.PUSHING)
         ):
