@@ -27,6 +27,7 @@ class CartsConfig(AppConfig):
                 ),
                 associations=("contacts", "line_items", "orders"),
                 after_upsert=(carts_refresh_links,),
+                copies_contact=True,
             ),
             "cart",
         )

@@ -7,7 +7,7 @@ class HubSpotConfig(AppConfig):
     verbose_name = "HubSpot"
 
     def ready(self) -> None:
-        from hubspot import registry
+        from hubspot import registry, tasks  # noqa: F401 (tasks name themselves for hubspot.jobs)
         from hubspot.pending import overlay_factory, reapply_pending
         from hubspot.registry import Column, MirrorType
         from hubspot.services import contacts_refresh_references

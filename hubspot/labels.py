@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from hubspot import registry
 from hubspot.models import PropertyDefinition
 from hubspot.registry import parse_datetime
 
@@ -44,16 +45,11 @@ class PropertyLabels:
         return self._definitions.get(name)
 
     def _load_pipelines(self) -> None:
-        from pipelines.models import Pipeline, Stage
-
-        self._pipelines = dict(
-            Pipeline.objects.filter(object_type=self.object_type).values_list("hubspot_id", "label")
-        )
-        stages = Stage.objects.filter(pipeline__object_type=self.object_type).values_list(
-            "pipeline__hubspot_id", "hubspot_id", "label"
-        )
+        # The app that owns pipelines registers where their labels come from.
+        pipelines, stages = registry.id_labels(self.object_type)
+        self._pipelines = pipelines
         # Live stages first, so an id that names an archived stage and a live one gives the live one's label.
-        for pipeline_id, stage_id, label in stages.order_by("archived", "pk"):
+        for pipeline_id, stage_id, label in stages:
             self._stages[(pipeline_id, stage_id)] = label
             self._stages_by_id.setdefault(stage_id, label)
 

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from hubspot import registry
 from hubspot.mirror import MirroredObject
 
 
@@ -424,16 +425,13 @@ class Change(models.Model):
         return f"{self.get_kind_display()} {self.object_type}:{self.object_id} ({self.status})"
 
     @property
-    def is_unsettled(self) -> bool:
-        return self.status in UNSETTLED
-
-    @property
     def is_record_change(self) -> bool:
         return self.kind in (ChangeKind.UPDATE, ChangeKind.CREATE)
 
     @property
     def is_pipeline_change(self) -> bool:
-        return self.object_type in ("pipelines", "stages")
+        """A change of a pipeline or stage (object types their app registers), not of a mirrored record."""
+        return self.object_type in registry.owned_object_types()
 
     @property
     def waiting_for(self) -> list[str]:

@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.conf import settings
 from django.utils import timezone
 
-from hubspot import client
+from hubspot import client, jobs
+from hubspot.leases import lease_acquire
 from hubspot.models import ConnectionProblem
 
 logger = logging.getLogger(__name__)
@@ -131,8 +132,6 @@ def probe_daily_limit(*, force: bool = False) -> bool | None:
     """While a daily-limit pause is in force, try one cheap call (a one-record list) at most every
     HUBSPOT_DAILY_LIMIT_PROBE_S; when HubSpot answers, the pause ends at once. Returns True when it ended the
     pause, False when HubSpot still refuses, None when no probe was due."""
-    from hubspot.sync import lease_acquire
-
     if not ConnectionProblem.objects.filter(kind=ConnectionProblem.Kind.DAILY_LIMIT).exists():
         return None
     if end_expired():
@@ -166,10 +165,8 @@ def resume_now() -> int:
 
 
 def _queue_catch_up() -> None:
-    from hubspot.tasks import push_changes_task, sync_incremental_task
-
-    sync_incremental_task.delay(manual=True)
-    push_changes_task.delay()
+    jobs.task("sync_incremental").delay(manual=True)
+    jobs.task("push_changes").delay()
 
 
 # --- errors in plain words ---------------------------------------------------------------------------------

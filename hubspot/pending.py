@@ -1,5 +1,6 @@
 """Pending edits in the local cache: writing them onto records, keeping them on top of what a sync brings,
-and swapping temporary ids for HubSpot's once HubSpot has created a record, pipeline or stage.
+and swapping temporary ids for HubSpot's once HubSpot has created a record (a pipeline's or stage's in
+``pipelines.push``, on the helpers here).
 
 Used by the outbox services (``hubspot.outbox``) and the push (``hubspot.push``); nothing here calls HubSpot.
 """
@@ -267,44 +268,10 @@ def adopt_record_id(object_type: str, temp_id: str, real_id: str) -> None:
         for field in other.model._meta.concrete_fields:
             if field.name.endswith("hubspot_id") and field.name != "hubspot_id":
                 other.model._default_manager.filter(**{field.name: temp_id}).update(**{field.name: real_id})
-    _adopt_in_changes(object_type, temp_id, real_id)
+    adopt_in_changes(object_type, temp_id, real_id)
 
 
-@transaction.atomic
-def adopt_pipeline_id(temp_id: str, real_id: str) -> None:
-    from orders.models import Order
-    from pipelines.models import Pipeline
-
-    existing = Pipeline.objects.filter(object_type="orders", hubspot_id=real_id).first()
-    ours = Pipeline.objects.filter(object_type="orders", hubspot_id=temp_id).first()
-    if existing is not None and ours is not None:
-        # A pipelines sync got there first: keep ours (it has the local stages) and drop the copy.
-        existing.stages.all().delete()
-        Order.objects.filter(pipeline=existing).update(pipeline=ours)
-        existing.delete()
-    Pipeline.objects.filter(object_type="orders", hubspot_id=temp_id).update(
-        hubspot_id=real_id, archived=False
-    )
-    _replace_property_value(Order, "hs_pipeline", temp_id, real_id)
-    _adopt_in_changes("pipelines", temp_id, real_id)
-
-
-@transaction.atomic
-def adopt_stage_id(temp_id: str, real_id: str) -> None:
-    from orders.models import Order
-    from pipelines.models import Stage
-
-    for ours in Stage.objects.filter(hubspot_id=temp_id):
-        existing = Stage.objects.filter(pipeline=ours.pipeline_id, hubspot_id=real_id).first()
-        if existing is not None:
-            Order.objects.filter(stage=existing).update(stage=ours)
-            existing.delete()
-        Stage.objects.filter(pk=ours.pk).update(hubspot_id=real_id, archived=False)
-    _replace_property_value(Order, "hs_pipeline_stage", temp_id, real_id)
-    _adopt_in_changes("stages", temp_id, real_id)
-
-
-def _replace_property_value(model: type[MirroredObject], name: str, old: str, new: str) -> None:
+def replace_property_value(model: type[MirroredObject], name: str, old: str, new: str) -> None:
     records = list(model._default_manager.filter(**{f"properties__{name}": old}))
     for record in records:
         record.properties[name] = new
@@ -321,7 +288,7 @@ def _swap(value: Any, old: str, new: str) -> Any:
     return value
 
 
-def _adopt_in_changes(object_type: str, temp_id: str, real_id: str) -> None:
+def adopt_in_changes(object_type: str, temp_id: str, real_id: str) -> None:
     """Changes that name the temporary id now name HubSpot's; the ones that waited for it may go."""
     Change.objects.filter(object_type=object_type, object_id=temp_id).update(object_id=real_id)
     Change.objects.filter(parent_id=temp_id).update(parent_id=real_id)

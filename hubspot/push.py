@@ -43,7 +43,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from hubspot import client, outbox, pauses, pending, registry
+from hubspot import client, jobs, outbox, pauses, pending, registry
 from hubspot.models import (
     Change,
     ChangeKind,
@@ -181,8 +181,6 @@ def _mark_started() -> None:
 
 def _wake_later(seconds: float) -> None:
     """Queue a delayed push task, unless one is already due no later."""
-    from hubspot.tasks import push_changes_task
-
     seconds = min(max(seconds, 0.0), settings.HUBSPOT_PUSH_RETRY_CAP_S)
     now = timezone.now()
     due = now + timedelta(seconds=seconds)
@@ -192,7 +190,7 @@ def _wake_later(seconds: float) -> None:
         .update(wake_at=due)
     )
     if taken:
-        push_changes_task.apply_async(countdown=seconds)
+        jobs.task("push_changes").apply_async(countdown=seconds)
 
 
 def _reclaim_expired(now: datetime) -> int:
@@ -251,6 +249,10 @@ def claim_next() -> tuple[Claim | None, Wake | None]:
             quiet[(object_type_, object_id_)] = max(until, quiet.get((object_type_, object_id_), until))
     pending_changes = Change.objects.filter(status=ChangeStatus.PENDING)
     for phase in PHASES:
+        operation = registry.push_operation(phase.name)
+        if operation is None and phase.name not in _HANDLERS:
+            continue  # no app sends this phase's kinds
+        must_wait = operation.must_wait if operation is not None else None
         rows: list[dict[str, Any]] = [
             dict(row)
             for row in pending_changes.filter(kind__in=phase.kinds)
@@ -293,7 +295,7 @@ def claim_next() -> tuple[Claim | None, Wake | None]:
                 ready.append(row)
             if not ready or (object_type is not None and key[0] != object_type):
                 continue
-            if phase.name == "deletes" and _earlier_work(ready[0]):
+            if must_wait is not None and must_wait(ready[0]):
                 continue
             newest = max(r["created_at"] for r in record_rows)
             oldest = min(r["created_at"] for r in record_rows)
@@ -361,23 +363,6 @@ def _claim(phase: Phase, object_type: str, chosen: list[list[dict[str, Any]]], n
 _CREATES = (ChangeKind.PIPELINE_CREATE, ChangeKind.STAGE_CREATE, ChangeKind.CREATE)
 
 
-def _earlier_work(row: dict[str, Any]) -> bool:
-    """Whether a delete must wait: earlier order edits (moves out of the stage) or earlier changes of the
-    same pipeline are not in HubSpot yet."""
-    pipeline_id = row["parent_id"] if row["object_type"] == "stages" else row["object_id"]
-    return (
-        Change.objects.filter(
-            pk__lt=row["pk"], status__in=(ChangeStatus.PENDING, ChangeStatus.PUSHING), waits_for=""
-        )
-        .filter(
-            Q(object_type="orders", kind=ChangeKind.UPDATE)
-            | Q(object_type="pipelines", object_id=pipeline_id)
-            | Q(object_type="stages", parent_id=pipeline_id)
-        )
-        .exists()
-    )
-
-
 # --- sending one claim --------------------------------------------------------------------------------------
 
 
@@ -413,7 +398,7 @@ class _LeaseKeeper:
 
 def push_claim(claim: Claim) -> int:
     """Send one claim; whatever HubSpot could not take yet goes back to pending with a backoff."""
-    handler = _HANDLERS[claim.phase]
+    handler = _sender(claim.phase)
     try:
         with _LeaseKeeper(claim.token):
             return handler(claim)
@@ -478,7 +463,7 @@ def _mine(claim: Claim, changes: Iterable[Change]) -> list[Change]:
     return [c for c in changes if c.pk in held]
 
 
-def _applied(
+def settle_applied(
     claim: Claim,
     changes: Sequence[Change],
     *,
@@ -514,7 +499,7 @@ def _applied(
     return len(held)
 
 
-def _failed(claim: Claim, changes: Sequence[Change], *, error: str, response: dict[str, Any]) -> int:
+def settle_failed(claim: Claim, changes: Sequence[Change], *, error: str, response: dict[str, Any]) -> int:
     """HubSpot refused: the change fails with its message, and later edits built on it are rebased (their
     base was this change's value, which HubSpot never took)."""
     with transaction.atomic():
@@ -547,7 +532,7 @@ def _failed(claim: Claim, changes: Sequence[Change], *, error: str, response: di
     return len(held)
 
 
-def _error_response(error: client.HubSpotError | client.BatchError) -> dict[str, Any]:
+def error_response(error: client.HubSpotError | client.BatchError) -> dict[str, Any]:
     if isinstance(error, client.BatchError):
         return {
             "category": error.category,
@@ -566,7 +551,7 @@ def _error_response(error: client.HubSpotError | client.BatchError) -> dict[str,
     }
 
 
-def _refused(message: str) -> str:
+def refused(message: str) -> str:
     return f"HubSpot refused this change: {message}"
 
 
@@ -615,7 +600,7 @@ def _push_updates(claim: Claim) -> int:
     settled = 0
     gone = [c for record_id, cs in by_record.items() if record_id not in remote for c in cs]
     if gone:
-        settled += _failed(
+        settled += settle_failed(
             claim,
             gone,
             error="HubSpot has no such record any more (deleted or merged); discard this change.",
@@ -650,22 +635,22 @@ def _push_updates(claim: Claim) -> int:
     if conflicted:
         settled += _conflict(claim, conflicted)
     if unchanged:
-        settled += _applied(claim, unchanged, response=lambda c: {"id": c.object_id, "unchanged": True})
+        settled += settle_applied(claim, unchanged, response=lambda c: {"id": c.object_id, "unchanged": True})
     if inputs:
         before = client.stats()
         results, errors = _write_updates(object_type, inputs)
         quiet = _risky_since(before)
         _note_remote(object_type, results.values())
         done = [c for record_id in results for c in writing[record_id]]
-        settled += _applied(
+        settled += settle_applied(
             claim,
             done,
             response=lambda c: {"id": c.object_id, "updated_at": results[c.object_id].updated_at.isoformat()},
             quiet=quiet,
         )
         for record_id, error in errors.items():
-            settled += _failed(
-                claim, writing[record_id], error=_refused(error.message), response=_error_response(error)
+            settled += settle_failed(
+                claim, writing[record_id], error=refused(error.message), response=error_response(error)
             )
     return settled
 
@@ -814,11 +799,11 @@ def _push_creates(claim: Claim) -> int:
                 continue
             error = errors_by_trace.get(change.trace_id) or (result.errors[0] if result.errors else None)
             message = error.message if error else "HubSpot did not confirm the create."
-            settled += _failed(
+            settled += settle_failed(
                 claim,
                 [change],
-                error=_refused(message),
-                response=_error_response(error) if error else {"message": message},
+                error=refused(message),
+                response=error_response(error) if error else {"message": message},
             )
     return settled
 
@@ -835,7 +820,7 @@ def _created(claim: Claim, change: Change, obj: client.ApiObject) -> int:
             spec.model._default_manager.filter(pk=record.pk).update(
                 remote_created_at=obj.created_at, remote_updated_at=obj.updated_at
             )
-        return _applied(claim, [change], response=lambda c: {"id": obj.id, "new": obj.new})
+        return settle_applied(claim, [change], response=lambda c: {"id": obj.id, "new": obj.new})
 
 
 # --- links --------------------------------------------------------------------------------------------------
@@ -867,144 +852,30 @@ def _push_links(claim: Claim) -> int:
         for error in result.errors:
             for change in changes:
                 if error.input_id in (None, change.object_id, change.to_id):
-                    failed[change.pk] = (_refused(error.message), _error_response(error))
+                    failed[change.pk] = (refused(error.message), error_response(error))
     superseded = {c.pk for c in claim.changes} - {c.pk for c in latest.values()}
     for change in claim.changes:
         if change.pk in failed and change.pk not in superseded:
             message, response = failed[change.pk]
-            settled += _failed(claim, [change], error=message, response=response)
+            settled += settle_failed(claim, [change], error=message, response=response)
     ok = [c for c in claim.changes if c.pk not in failed or c.pk in superseded]
-    settled += _applied(claim, ok)
+    settled += settle_applied(claim, ok)
     return settled
 
 
-# --- pipelines and stages -----------------------------------------------------------------------------------
-
-
-def _merged(changes: Sequence[Change]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for change in changes:
-        values.update(change.new)
-    return values
-
-
-def _recent_enough(created_at: datetime | None, change: Change) -> bool:
-    # Only something made after the change was recorded can be the result of an earlier attempt of it.
-    return created_at is None or created_at >= change.created_at - timedelta(minutes=1)
-
-
-def _push_pipelines(claim: Claim) -> int:
-    from pipelines.models import Stage
-
-    first = claim.changes[0]
-    try:
-        if first.kind == ChangeKind.PIPELINE_CREATE:
-            _create_pipeline(first)
-        elif first.kind == ChangeKind.STAGE_CREATE:
-            _create_stage(first)
-        elif first.kind == ChangeKind.PIPELINE_UPDATE:
-            values = _merged(claim.changes)
-            client.update_pipeline(
-                "orders",
-                first.object_id,
-                label=values.get("label"),
-                display_order=values.get("display_order"),
-            )
-        else:
-            values = _merged(claim.changes)
-            stage = Stage.objects.filter(
-                pipeline__hubspot_id=first.parent_id, hubspot_id=first.object_id
-            ).first()
-            metadata = dict(stage.metadata) if stage else {}
-            metadata["state"] = (
-                values.get("state") or metadata.get("state") or (stage.state if stage else "OPEN")
-            )
-            client.update_stage(
-                "orders",
-                first.parent_id,
-                first.object_id,
-                metadata=metadata,
-                label=values.get("label"),
-                display_order=values.get("display_order"),
-            )
-    except client.Rejected as exc:
-        return _failed(claim, claim.changes, error=_refused(exc.message), response=_error_response(exc))
-    return _applied(claim, claim.changes)
-
-
-def _create_pipeline(change: Change) -> None:
-    label = str(change.new["label"])
-    stages = list(change.payload.get("stages", []))
-    found: client.ApiPipeline | None = None
-    if change.attempts > 1:
-        # An earlier attempt may have created it before its answer was lost (labels are unique per type).
-        found = next(
-            (
-                p
-                for p in client.list_pipelines("orders")
-                if p.label.strip().lower() == label.strip().lower() and _recent_enough(p.created_at, change)
-            ),
-            None,
-        )
-    if found is None:
-        found = client.create_pipeline(
-            "orders",
-            label=label,
-            display_order=int(change.new.get("display_order") or 0),
-            stages=[
-                client.StageInput(
-                    label=str(s["label"]),
-                    display_order=int(s["display_order"]),
-                    metadata={"state": s["state"]},
-                )
-                for s in stages
-            ],
-        )
-    remote_stages = {s.label.strip().lower(): s for s in found.stages}
-    with transaction.atomic():
-        pending.adopt_pipeline_id(change.object_id, found.id)
-        for stage in stages:
-            remote = remote_stages.get(str(stage["label"]).strip().lower())
-            if remote is not None:
-                pending.adopt_stage_id(stage["id"], remote.id)
-    change.object_id = found.id
-
-
-def _create_stage(change: Change) -> None:
-    label = str(change.new["label"])
-    found: client.ApiStage | None = None
-    if change.attempts > 1:
-        pipeline = client.get_pipeline("orders", change.parent_id)
-        found = next((s for s in pipeline.stages if s.label.strip().lower() == label.strip().lower()), None)
-    if found is None:
-        found = client.create_stage(
-            "orders",
-            change.parent_id,
-            label=label,
-            display_order=int(change.new.get("display_order") or 0),
-            metadata={"state": str(change.new.get("state") or "OPEN")},
-        )
-    pending.adopt_stage_id(change.object_id, found.id)
-
-
-def _push_deletes(claim: Claim) -> int:
-    first = claim.changes[0]
-    try:
-        if first.kind == ChangeKind.STAGE_DELETE:
-            client.delete_stage("orders", first.parent_id, first.object_id, validate_references=True)
-        else:
-            client.delete_pipeline("orders", first.object_id, validate_references=True)
-    except client.NotFound:
-        pass  # already gone: what the change asked for
-    except client.Rejected as exc:
-        return _failed(claim, claim.changes, error=_refused(exc.message), response=_error_response(exc))
-    return _applied(claim, claim.changes)
-
-
+# The phases of mirrored records; pipelines and deletes (of pipelines and stages) are sent by the operations
+# their app registers (registry.register_push).
 _HANDLERS: dict[str, Callable[[Claim], int]] = {
-    "pipelines": _push_pipelines,
     "creates": _push_creates,
     "updates": _push_updates,
     "links": _push_links,
-    "deletes": _push_deletes,
 }
+
+
+def _sender(phase: str) -> Callable[[Claim], int]:
+    if phase in _HANDLERS:
+        return _HANDLERS[phase]
+    operation = registry.push_operation(phase)
+    if operation is None:
+        raise LookupError(f"no push operation is registered for {phase}")
+    return operation.send

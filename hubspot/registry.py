@@ -40,6 +40,9 @@ DeriveRows = Callable[[list[dict[str, Any]]], None]
 # context manager. For work a database would otherwise do row by row in triggers, done once for the page
 # instead (the orders' text-search index on SQLite: see orders.search).
 AroundWrite = Callable[["MirrorType", Sequence[str]], AbstractContextManager[None]]
+# Whether any of these records (type spec, hubspot ids) names a definition the cache does not know yet (an
+# order naming a stage made in HubSpot since the last pipelines sync): then the definitions are read again.
+NamesUnknown = Callable[["MirrorType", Sequence[str]], bool]
 # The whole-table version of an after-upsert hook: (type spec) -> None, see ``whole_table``.
 WholeTableHook = Callable[["MirrorType"], None]
 # Its rows version: fills the columns the hook would set on a full run's rows before they are written, from
@@ -62,6 +65,18 @@ class MirrorType:
     derive: tuple[DeriveRows, ...] = field(default=())
     after_upsert: tuple[AfterUpsert, ...] = field(default=())
     around_write: tuple[AroundWrite, ...] = field(default=())
+    # Properties always read, whatever HubSpot defines (an order's pipeline and stage).
+    required_properties: tuple[str, ...] = ()
+    # Associations an incremental run does not read again from this side (read from the other type's).
+    incremental_skips: tuple[str, ...] = ()
+    # Definition syncers (see ``register_definitions``) this type's records depend on, read with it.
+    definitions: tuple[str, ...] = ()
+    # Run after those definitions were synced, in their transaction (orders attach to new stages).
+    after_definitions: tuple[Callable[[], Any], ...] = ()
+    names_unknown: NamesUnknown | None = None
+    # Copies of the first contact's id, email and name kept on the type's rows (see
+    # hubspot.services.denormalize_contact), refreshed when contacts change.
+    copies_contact: bool = False
 
     @property
     def model(self) -> type[MirroredObject]:
@@ -139,18 +154,6 @@ def all_types() -> list[MirrorType]:
     return list(_TYPES.values())
 
 
-def add_hook(name: str, *, derive: DeriveRows | None = None, after_upsert: AfterUpsert | None = None) -> None:
-    """Let another app hook into a type's writes (e.g. the outbox keeps pending edits on top)."""
-    spec = _TYPES[name]
-    _TYPES[name] = MirrorType(
-        **{
-            **spec.__dict__,
-            "derive": spec.derive + ((derive,) if derive else ()),
-            "after_upsert": spec.after_upsert + ((after_upsert,) if after_upsert else ()),
-        }
-    )
-
-
 _WHOLE_TABLE: dict[AfterUpsert, tuple[WholeTableHook, RowsHook | None]] = {}
 
 
@@ -181,6 +184,110 @@ def whole_table_version(hook: AfterUpsert) -> WholeTableHook | None:
 def rows_version(hook: AfterUpsert) -> RowsHook | None:
     found = _WHOLE_TABLE.get(hook)
     return found[1] if found else None
+
+
+# --- what other apps add: definitions, push operations, objects with a sync state ----------------------
+
+
+@dataclass(frozen=True)
+class DefinitionSyncer:
+    """Definitions a type's records refer to (an order's pipelines and stages), synced by the app that owns
+    them: ``fetch()`` reads them from HubSpot, ``store(fetched)`` caches them and returns how many,
+    ``synced_at()`` says when they were last stored (None: never)."""
+
+    name: str
+    fetch: Callable[[], Any]
+    store: Callable[[Any], int]
+    synced_at: Callable[[], datetime | None]
+
+
+_DEFINITIONS: dict[str, DefinitionSyncer] = {}
+
+
+def register_definitions(syncer: DefinitionSyncer) -> None:
+    _DEFINITIONS[syncer.name] = syncer
+
+
+def definitions(name: str) -> DefinitionSyncer | None:
+    return _DEFINITIONS.get(name)
+
+
+@dataclass(frozen=True)
+class PushOperation:
+    """How a phase of the push sends its claims when the phase's kinds of change belong to another app
+    (pipelines and stages): ``send(claim) -> settled count``; ``must_wait(row)``, for a change the claim
+    would take, whether it waits for earlier work (a stage's delete for the moves out of it)."""
+
+    phase: str
+    send: Callable[[Any], int]
+    must_wait: Callable[[dict[str, Any]], bool] | None = None
+
+
+_PUSH: dict[str, PushOperation] = {}
+
+
+def register_push(operation: PushOperation) -> None:
+    _PUSH[operation.phase] = operation
+
+
+def push_operation(phase: str) -> PushOperation | None:
+    return _PUSH.get(phase)
+
+
+@dataclass(frozen=True)
+class ChangeOwner:
+    """Kinds of change whose things are not mirrored records (pipelines, stages): which outbox object types
+    they use, how to apply (or undo) one on the cache, and which models' rows have a sync state under which
+    object type ({model label: object type})."""
+
+    object_types: tuple[str, ...]
+    kinds: tuple[str, ...]
+    apply_locally: Callable[[Any, bool], None]  # (change, undo)
+    models: Mapping[str, str] = field(default_factory=dict)
+
+
+_OWNERS: list[ChangeOwner] = []
+
+
+def register_change_owner(owner: ChangeOwner) -> None:
+    _OWNERS.append(owner)
+
+
+def change_owner(kind: str) -> ChangeOwner | None:
+    return next((owner for owner in _OWNERS if kind in owner.kinds), None)
+
+
+def owned_object_types() -> set[str]:
+    return {name for owner in _OWNERS for name in owner.object_types}
+
+
+def object_type_of_model(label: str) -> str | None:
+    """The outbox object type of a model that is not a mirrored type ("pipelines.pipeline" -> "pipelines")."""
+    for owner in _OWNERS:
+        for model_label, name in owner.models.items():
+            if model_label.lower() == label.lower():
+                return name
+    return None
+
+
+# Labels for the ids some properties hold (a pipeline's or stage's id): (object type) -> (pipelines by id,
+# [(pipeline id, stage id, label)] with live stages first).
+IdLabels = Callable[[str], tuple[dict[str, str], list[tuple[str, str, str]]]]
+_ID_LABELS: list[IdLabels] = []
+
+
+def register_id_labels(loader: IdLabels) -> None:
+    _ID_LABELS.append(loader)
+
+
+def id_labels(object_type: str) -> tuple[dict[str, str], list[tuple[str, str, str]]]:
+    pipelines: dict[str, str] = {}
+    stages: list[tuple[str, str, str]] = []
+    for loader in _ID_LABELS:
+        found_pipelines, found_stages = loader(object_type)
+        pipelines.update(found_pipelines)
+        stages.extend(found_stages)
+    return pipelines, stages
 
 
 _DECIMAL_LIMIT = Decimal("1e14")

@@ -16,7 +16,7 @@ from django.db.models.functions import Coalesce, Concat, Trim
 from django.utils import timezone
 from kombu.exceptions import KombuError
 
-from hubspot import registry, webhooks
+from hubspot import jobs, registry, sync, webhooks
 from hubspot.cache import chunks, id_list
 from hubspot.models import (
     Association,
@@ -32,8 +32,7 @@ from hubspot.models import (
 from hubspot.registry import MirrorType
 
 if TYPE_CHECKING:
-    from carts.models import Cart
-    from orders.models import Order
+    from hubspot.mirror import MirroredObject
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +68,7 @@ def _contact_values(object_type: str) -> tuple[Coalesce, Coalesce, Coalesce]:
 
 
 def denormalize_contact(
-    model: type[Order] | type[Cart], object_type: str, hubspot_ids: Sequence[str] | None
+    model: type[MirroredObject], object_type: str, hubspot_ids: Sequence[str] | None
 ) -> None:
     """Copy the first associated contact's id, name and email onto orders or carts: the named ones, or
     (``None``) every one. Only rows whose copy differs are written."""
@@ -78,7 +77,8 @@ def denormalize_contact(
         copy_contact_names(model)
         return
     contact_id, email, name = _contact_values(object_type)
-    rows = model._default_manager.filter(hubspot_id__in=hubspot_ids)
+    # The copies are columns of the type's own table (orders, carts), which a MirroredObject doesn't name.
+    rows: Any = model._default_manager.filter(hubspot_id__in=hubspot_ids)
     rows.exclude(contact_hubspot_id=contact_id).update(contact_hubspot_id=contact_id)
     rows.exclude(customer_email=email, customer_name=name).update(customer_email=email, customer_name=name)
 
@@ -88,7 +88,7 @@ def denormalize_contact(
 # UPDATE … FROM (SQLite since 3.33). Names come from the models' meta; values are parameters.
 
 
-def copy_first_edge(model: type[Order] | type[Cart], object_type: str, to_type: str, column: str) -> int:
+def copy_first_edge(model: type[MirroredObject], object_type: str, to_type: str, column: str) -> int:
     """Set ``column`` of every row to the id of its first edge to ``to_type`` (lowest id, as the per-record
     copies order them), or "" without one; only rows whose copy differs are written."""
     quote = connection.ops.quote_name
@@ -106,7 +106,7 @@ def copy_first_edge(model: type[Order] | type[Cart], object_type: str, to_type: 
         return int(cursor.rowcount)
 
 
-def copy_contact_names(model: type[Order] | type[Cart]) -> int:
+def copy_contact_names(model: type[MirroredObject]) -> int:
     """Set every row's customer email and name from the contact it names (contact_hubspot_id), "" when the
     cache has no such contact; only rows whose copy differs are written."""
     quote = connection.ops.quote_name
@@ -149,28 +149,25 @@ def contact_columns(
         row["customer_email"], row["customer_name"] = known.get(contact_id, ("", ""))
 
 
+def _copying_contact() -> list[MirrorType]:
+    """The types whose rows keep a copy of their first contact (``MirrorType.copies_contact``)."""
+    return [spec for spec in registry.all_types() if spec.copies_contact]
+
+
 def contacts_refresh_references_all(spec: MirrorType) -> None:
     """Every order's and cart's copy of its contact's name and email, set-based (the end of a full run)."""
-    from carts.models import Cart
-    from orders.models import Order
-
-    copy_contact_names(Order)
-    copy_contact_names(Cart)
+    for copying in _copying_contact():
+        copy_contact_names(copying.model)
 
 
 @registry.whole_table(contacts_refresh_references_all)
 def contacts_refresh_references(spec: MirrorType, hubspot_ids: Sequence[str]) -> None:
     """When contacts change, refresh the names and emails copied onto their orders and carts."""
-    from carts.models import Cart
-    from orders.models import Order
-
-    for model, object_type in ((Order, "orders"), (Cart, "carts")):
+    for copying in _copying_contact():
+        model, object_type = copying.model, copying.name
+        records: Any = model._default_manager
         for chunk in chunks(list(hubspot_ids), 500):
-            ids = list(
-                model._default_manager.filter(contact_hubspot_id__in=chunk).values_list(
-                    "hubspot_id", flat=True
-                )
-            )
+            ids = list(records.filter(contact_hubspot_id__in=chunk).values_list("hubspot_id", flat=True))
             if ids:
                 denormalize_contact(model, object_type, ids)
 
@@ -213,8 +210,6 @@ WEBHOOK_CLAIM_BATCH = 500
 def webhook_processing_queue() -> bool:
     """Queue a processing task unless one already waits in the queue (it will process every event stored
     before it starts), so a burst of webhooks queues one task, not one per POST."""
-    from hubspot.tasks import process_webhook_events_task
-
     now = timezone.now()
     state = WebhookQueueState.objects.filter(pk=1)
     taken = state.filter(Q(queued=False) | Q(queued_at__lt=now - WEBHOOK_QUEUE_STALE)).update(
@@ -229,7 +224,7 @@ def webhook_processing_queue() -> bool:
         if not created:
             return False  # another request created it, queued, a moment ago
     try:
-        process_webhook_events_task.delay()
+        jobs.task("process_webhook_events").delay()
     except (KombuError, OSError) as exc:
         # The events are stored; the next webhook or beat's sweep queues the task once the broker answers.
         logger.warning("webhooks: could not queue processing (%s)", exc)
@@ -319,8 +314,6 @@ def _echoes(events: Sequence[WebhookEvent]) -> set[int]:
 def _webhook_events_handle(events: Sequence[WebhookEvent]) -> None:
     """Read again, type by type, the records the events name (except where an event is only the echo of our
     own push), then mark each event processed with what was done about it."""
-    from hubspot import sync
-
     echoes = _echoes(events)
     touched: dict[str, set[str]] = {}
     outcomes: dict[str, list[int]] = {

@@ -28,13 +28,14 @@ from django.db.models import Exists, Max, OuterRef
 from django.utils import timezone
 
 from hubspot import cache, client, pauses, registry
+from hubspot.constants import DEFAULT_ASSOCIATION_TYPES
+from hubspot.leases import lease_acquire, lease_release, lease_renew
 from hubspot.models import (
     Association,
     ConnectionProblem,
     PropertyDefinition,
     SyncCursor,
     SyncKind,
-    SyncLease,
     SyncRun,
     SyncStatus,
 )
@@ -65,37 +66,6 @@ class SyncBusy(Exception):
 class SyncImpossible(Exception):
     """The run was asked for something it cannot read (line items without the orders and carts they hang
     on); it fails with this message and changes nothing."""
-
-
-# --- leases ----------------------------------------------------------------------------------------------
-
-
-def lease_acquire(name: str, owner: str, ttl_s: int) -> bool:
-    """Take the named lease if it is free or expired; a crashed holder's lease frees itself on expiry."""
-    now = timezone.now()
-    SyncLease.objects.get_or_create(name=name)
-    taken = (
-        SyncLease.objects.filter(name=name)
-        .filter(models_q_free(now, owner))
-        .update(owner=owner, expires_at=now + timedelta(seconds=ttl_s))
-    )
-    return taken == 1
-
-
-def models_q_free(now: datetime, owner: str) -> Any:
-    from django.db.models import Q
-
-    return Q(owner="") | Q(expires_at__lt=now) | Q(owner=owner) | Q(expires_at__isnull=True)
-
-
-def lease_renew(name: str, owner: str, ttl_s: int) -> None:
-    SyncLease.objects.filter(name=name, owner=owner).update(
-        expires_at=timezone.now() + timedelta(seconds=ttl_s)
-    )
-
-
-def lease_release(name: str, owner: str) -> None:
-    SyncLease.objects.filter(name=name, owner=owner).update(owner="", expires_at=None)
 
 
 # --- runs ------------------------------------------------------------------------------------------------
@@ -312,49 +282,35 @@ def sync_properties(
     return count
 
 
-def sync_pipelines(fetched: Sequence[client.ApiPipeline] | None = None) -> int:
-    """Cache the order pipelines and stages; anything HubSpot no longer has is marked archived. ``fetched``
-    has them read already."""
-    from orders.services import orders_resolve_stages
-    from pipelines.models import Pipeline, Stage, StageState
-
-    remote = fetched if fetched is not None else client.list_pipelines("orders")
-    now = timezone.now()
+def sync_definitions(name: str, fetched: Any = None) -> int:
+    """Cache the named definitions (an app's ``registry.DefinitionSyncer``: the order pipelines), then let
+    the types that depend on them catch up, in one transaction. ``fetched`` has them read already."""
+    syncer = registry.definitions(name)
+    if syncer is None:
+        return 0
+    remote = fetched if fetched is not None else syncer.fetch()
     with transaction.atomic():
-        seen_pipelines = []
-        for p in remote:
-            pipeline, _ = Pipeline.objects.update_or_create(
-                object_type="orders",
-                hubspot_id=p.id,
-                defaults={
-                    "label": p.label,
-                    "display_order": p.display_order,
-                    "archived": p.archived,
-                    "remote_created_at": p.created_at,
-                    "remote_updated_at": p.updated_at,
-                    "synced_at": now,
-                },
-            )
-            seen_pipelines.append(pipeline.pk)
-            seen_stages = []
-            for s in p.stages:
-                state = str(s.metadata.get("state", "OPEN")).upper()
-                stage, _ = Stage.objects.update_or_create(
-                    pipeline=pipeline,
-                    hubspot_id=s.id,
-                    defaults={
-                        "label": s.label,
-                        "display_order": s.display_order,
-                        "archived": s.archived,
-                        "metadata": dict(s.metadata),
-                        "state": state if state in StageState.values else StageState.OPEN,
-                    },
-                )
-                seen_stages.append(stage.pk)
-            Stage.objects.filter(pipeline=pipeline).exclude(pk__in=seen_stages).update(archived=True)
-        Pipeline.objects.filter(object_type="orders").exclude(pk__in=seen_pipelines).update(archived=True)
-        orders_resolve_stages()
-    return len(remote)
+        count = syncer.store(remote)
+        for spec in registry.all_types():
+            if name in spec.definitions:
+                for hook in spec.after_definitions:
+                    hook()
+    return count
+
+
+def _definitions_of(specs: Sequence[MirrorType]) -> list[str]:
+    """The definition syncers these types depend on, each once, in order."""
+    return list(
+        dict.fromkeys(name for spec in specs for name in spec.definitions if registry.definitions(name))
+    )
+
+
+def _sync_unknown_definitions(spec: MirrorType, ids: Sequence[str]) -> None:
+    """Read the type's definitions again at once when a record names one the cache does not know (a stage
+    made since the last refresh), rather than at the next scheduled refresh."""
+    if ids and spec.names_unknown is not None and spec.names_unknown(spec, ids):
+        for name in _definitions_of([spec]):
+            sync_definitions(name)
 
 
 def property_names(spec: MirrorType) -> list[str]:
@@ -365,8 +321,7 @@ def property_names(spec: MirrorType) -> list[str]:
         )
     )
     required = {column.property for column in spec.columns} | {spec.created_property, spec.modified_property}
-    if spec.name == "orders":
-        required |= {"hs_pipeline", "hs_pipeline_stage"}
+    required |= set(spec.required_properties)
     return sorted(set(names) | required)
 
 
@@ -560,9 +515,11 @@ def _full_run(context: RunContext, specs: Sequence[MirrorType]) -> None:
     # another they cost a round trip each before the first page.
     with ThreadPoolExecutor(max_workers=len(specs) * 2 + 1, thread_name_prefix="sync-start") as start:
         definitions = {spec.name: start.submit(client.list_properties, spec.name) for spec in specs}
-        orders_pipelines = (
-            start.submit(client.list_pipelines, "orders") if any(s.name == "orders" for s in specs) else None
-        )
+        fetched_definitions = {
+            name: start.submit(syncer.fetch)
+            for name in _definitions_of(specs)
+            if (syncer := registry.definitions(name)) is not None
+        }
         # Types fetched by reference are not counted: HubSpot's count of line items includes those on
         # deals and quotes, which no order or cart names; they join the total as the run finds their ids.
         counts = (
@@ -571,8 +528,8 @@ def _full_run(context: RunContext, specs: Sequence[MirrorType]) -> None:
             else []
         )
         sync_properties(specs, {name: future.result() for name, future in definitions.items()})
-        if orders_pipelines is not None:
-            sync_pipelines(orders_pipelines.result())
+        for name, future in fetched_definitions.items():
+            sync_definitions(name, future.result())
         if counts:
             run.progress_total = sum(future.result() for future in counts)
     names = {spec.name: property_names(spec) for spec in specs}
@@ -874,8 +831,6 @@ def _read_associations(spec: MirrorType, to_type: str, ids: Sequence[str]) -> No
 
 
 def _first_type(type_ids: Sequence[int], from_type: str, to_type: str) -> int | None:
-    from hubspot.constants import DEFAULT_ASSOCIATION_TYPES
-
     default = DEFAULT_ASSOCIATION_TYPES.get((from_type, to_type))
     return default if default in type_ids or not type_ids else type_ids[0]
 
@@ -908,8 +863,8 @@ def _incremental(context: RunContext, specs: Sequence[MirrorType]) -> None:
             state["done"] = True
             continue
         changed = _search_changed(context, spec, window_from, window_to, state)
-        if _names_unknown_stage(spec, changed):
-            sync_pipelines()  # a stage or pipeline made since the last refresh: at once, not in 15 minutes
+        # A stage or pipeline made since the last refresh: at once, not in 15 minutes.
+        _sync_unknown_definitions(spec, changed)
         for to_type in _incremental_associations(spec):
             for batch in cache.chunks(changed, settings.HUBSPOT_ASSOCIATION_BATCH):
                 _read_associations(spec, to_type, batch)
@@ -941,33 +896,18 @@ def _refresh_definitions(specs: Sequence[MirrorType]) -> None:
     ]
     if stale:
         sync_properties(stale)
-    if any(spec.name == "orders" for spec in specs):
-        from pipelines.models import Pipeline
-
-        last = Pipeline.objects.filter(object_type="orders").aggregate(last=Max("synced_at"))["last"]
+    for name in _definitions_of(specs):
+        syncer = registry.definitions(name)
+        last = syncer.synced_at() if syncer is not None else None
         if last is None or last <= due:
-            sync_pipelines()
-
-
-def _names_unknown_stage(spec: MirrorType, ids: Sequence[str]) -> bool:
-    """Whether any of these orders names a stage the cache does not know (made in HubSpot since the last
-    pipeline refresh)."""
-    if spec.name != "orders" or not ids:
-        return False
-    orders: Any = spec.model._default_manager  # the stage column is the orders table's own
-    unknown = orders.filter(stage__isnull=True, properties__hs_pipeline_stage__isnull=False).exclude(
-        properties__hs_pipeline_stage=""
-    )
-    return any(unknown.filter(hubspot_id__in=chunk).exists() for chunk in cache.chunks(list(ids), 500))
+            sync_definitions(name)
 
 
 def _incremental_associations(spec: MirrorType) -> tuple[str, ...]:
     """Associations re-read for changed records. An edge between two mirrored types is read from one side
     only (orders ↔ carts from the cart, which a conversion modifies), which keeps a run to the fewest calls;
     webhooks and the nightly reconcile catch the rest."""
-    if spec.name == "orders":
-        return tuple(t for t in spec.associations if t != "carts")
-    return spec.associations
+    return tuple(t for t in spec.associations if t not in spec.incremental_skips)
 
 
 def _check_deletions(context: RunContext, spec: MirrorType, window_to: datetime) -> int:
@@ -1073,8 +1013,7 @@ def refresh_records(object_type: str, hubspot_ids: Sequence[str]) -> cache.Upser
         if result.missing:
             cache.mark_archived(spec, list(result.missing))
         found = [str(r.id) for r in result.results]
-        if _names_unknown_stage(spec, found):
-            sync_pipelines()
+        _sync_unknown_definitions(spec, found)
         for to_type in spec.associations:
             _read_associations(spec, to_type, found)
         if found:

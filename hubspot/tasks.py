@@ -7,7 +7,7 @@ import logging
 from celery import Task, shared_task
 from celery.signals import worker_ready
 
-from hubspot import client, pauses, push, services, sync
+from hubspot import client, jobs, pauses, push, services, sync
 from hubspot.models import SyncKind
 
 logger = logging.getLogger(__name__)
@@ -42,11 +42,13 @@ def _hubspot_error(what: str, exc: client.HubSpotError) -> None:
     logger.warning("%s: %s", what, pauses.plain_words(exc))
 
 
+@jobs.provides("sync_incremental")
 @shared_task
 def sync_incremental_task(manual: bool = False) -> int | None:
     return _run(SyncKind.INCREMENTAL, manual=manual)
 
 
+@jobs.provides("sync_full")
 @shared_task
 def sync_full_task(manual: bool = False, object_types: list[str] | None = None) -> int | None:
     return _run(SyncKind.FULL, manual=manual, object_types=object_types)
@@ -57,6 +59,7 @@ def sync_reconcile_task() -> int | None:
     return _run(SyncKind.RECONCILE)
 
 
+@jobs.provides("process_webhook_events")
 @shared_task
 def process_webhook_events_task() -> int:
     """Refresh what stored webhook events name. It first says it has started, so the next webhook queues a
@@ -78,6 +81,7 @@ def prune_webhook_events_task() -> int:
     return services.webhook_events_prune()
 
 
+@jobs.provides("refresh_records")
 @shared_task
 def refresh_records_task(object_type: str, hubspot_ids: list[str]) -> int:
     if sync.halted() is not None:
@@ -89,6 +93,7 @@ def refresh_records_task(object_type: str, hubspot_ids: list[str]) -> int:
         return 0
 
 
+@jobs.provides("push_changes")
 @shared_task
 def push_changes_task(change_id: int | None = None) -> int:
     """Send the outbox to HubSpot. It drains every due change, not only ``change_id`` (edits travel in

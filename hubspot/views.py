@@ -20,10 +20,11 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 from django_htmx.middleware import HtmxDetails
 
-from hubspot import health, outbox, pauses, registry, services, webhooks
+from hubspot import health, outbox, pauses, registry, services, sync_state, webhooks
 from hubspot.forms import ChangeActionForm, OutboxActionForm
 from hubspot.models import Change, ConnectionProblem, SyncKind, SyncRun, WebhookEvent, WorkerHeartbeat
 from hubspot.permissions import GROUPS, PIPELINE_ADMIN, SUPPORT, group_required, in_group
+from hubspot.tasks import sync_full_task, sync_incremental_task
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ def sync_status(request: HttpRequest) -> HttpResponse:
         "may_resume": in_group(request.user, PIPELINE_ADMIN),
         "runs": list(SyncRun.objects.recent(25)),
         "events": list(WebhookEvent.objects.all()[:50]),
-        "outbox": outbox.outbox_summary(),
+        "outbox": sync_state.outbox_summary(),
     }
     return render(request, "hubspot/sync.html", context)
 
@@ -117,8 +118,6 @@ def sync_run(request: HttpRequest, pk: int) -> HttpResponse:
 @group_required(SUPPORT)
 @require_POST
 def sync_now(request: HttpRequest) -> HttpResponse:
-    from hubspot.tasks import sync_full_task, sync_incremental_task
-
     kind = request.POST.get("kind", SyncKind.INCREMENTAL)
     if kind == SyncKind.FULL:
         sync_full_task.delay(manual=True)
@@ -173,7 +172,7 @@ _CHANGE_ACTIONS: dict[str, tuple[Callable[..., Change], str]] = {
 
 
 def _known_type_or_404(object_type: str) -> None:
-    if object_type not in ("pipelines", "stages") and registry.find(object_type) is None:
+    if object_type not in registry.owned_object_types() and registry.find(object_type) is None:
         raise Http404("No such kind of record.")
 
 
@@ -192,7 +191,7 @@ def _staff(request: HttpRequest) -> User:
 def record_state(request: HtmxHttpRequest, object_type: str, object_id: str) -> HttpResponse:
     """One record's sync-state component; it asks for itself again until the record is settled."""
     _known_type_or_404(object_type)
-    context = {"sync": outbox.record_sync_state(object_type, object_id)}
+    context = {"sync": sync_state.record_sync_state(object_type, object_id)}
     return render(request, "hubspot/record.html#record-state", context)
 
 
@@ -201,7 +200,7 @@ def record_state(request: HtmxHttpRequest, object_type: str, object_id: str) -> 
 def record_changes(request: HtmxHttpRequest, object_type: str, object_id: str) -> HttpResponse:
     """A record's timeline of changes (the audit log): the page, or the list alone for htmx."""
     _known_type_or_404(object_type)
-    state = outbox.record_sync_state(object_type, object_id)
+    state = sync_state.record_sync_state(object_type, object_id)
     changes = list(Change.objects.timeline(object_type, state.object_id)[:200])
     context = {"sync": state, "object_type": object_type, "object_id": state.object_id, "changes": changes}
     template = "hubspot/record.html#record-changes" if request.htmx else "hubspot/record.html"
@@ -229,7 +228,7 @@ def change_action(request: HtmxHttpRequest, pk: int, action: str) -> HttpRespons
     if not request.htmx:
         messages.info(request, notice)
         return redirect("hubspot:record-changes", change.object_type, _current_id(change))
-    state = outbox.record_sync_state(change.object_type, _current_id(change))
+    state = sync_state.record_sync_state(change.object_type, _current_id(change))
     response = render(request, "hubspot/record.html#record-state", {"sync": state, "notice": notice})
     # Cards and drawers showing the record listen for this and refresh their values.
     return trigger_client_event(
@@ -245,7 +244,7 @@ def _current_id(change: Change) -> str:
 @require_GET
 def outbox_section(request: HtmxHttpRequest) -> HttpResponse:
     """The Sync page's outbox counts, which the page polls while changes are on their way."""
-    return render(request, "hubspot/sync.html#outbox-counts", {"outbox": outbox.outbox_summary(limit=0)})
+    return render(request, "hubspot/sync.html#outbox-counts", {"outbox": sync_state.outbox_summary(limit=0)})
 
 
 @group_required(SUPPORT)
@@ -266,4 +265,6 @@ def outbox_bulk(request: HtmxHttpRequest) -> HttpResponse:
     if not request.htmx:
         messages.info(request, notice)
         return redirect("hubspot:sync")
-    return render(request, "hubspot/sync.html#outbox", {"outbox": outbox.outbox_summary(), "notice": notice})
+    return render(
+        request, "hubspot/sync.html#outbox", {"outbox": sync_state.outbox_summary(), "notice": notice}
+    )

@@ -9,7 +9,12 @@ class OrdersConfig(AppConfig):
         from hubspot import registry
         from hubspot.registry import Column, MirrorType
         from orders.search import index_by_page
-        from orders.sync_hooks import orders_derive_stage, orders_refresh_customer
+        from orders.sync_hooks import (
+            orders_derive_stage,
+            orders_name_unknown_stage,
+            orders_refresh_customer,
+            orders_resolve_stages,
+        )
 
         registry.register(
             MirrorType(
@@ -29,6 +34,15 @@ class OrdersConfig(AppConfig):
                 derive=(orders_derive_stage,),
                 after_upsert=(orders_refresh_customer,),
                 around_write=(index_by_page,),
+                # Always read, to derive the stage; the pipelines are read with the orders, and again when
+                # an order names a stage the cache does not know; orders attach to new stages then.
+                required_properties=("hs_pipeline", "hs_pipeline_stage"),
+                definitions=("pipelines",),
+                after_definitions=(orders_resolve_stages,),
+                names_unknown=orders_name_unknown_stage,
+                # Incremental runs read the orders ↔ carts edge from the cart (which a conversion modifies).
+                incremental_skips=("carts",),
+                copies_contact=True,
             ),
             "order",
         )

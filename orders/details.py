@@ -14,6 +14,7 @@ from carts.models import Cart
 from hubspot.labels import PropertyLabels
 from hubspot.models import Association, Contact, LineItem, PropertyDefinition, WebhookEvent
 from hubspot.registry import parse_datetime
+from hubspot.templatetags.hubspot_labels import change_lines
 from hubspot.values import parse_property_value
 from orders.models import Order
 
@@ -234,8 +235,6 @@ class RemoteChange:
 def timeline(order: Order, changes: Iterable[Any], limit: int = 50) -> list[dict[str, Any]]:
     """Staff changes with their outcome, and the changes HubSpot told us of, newest first; properties by
     their labels, stages and options by their names."""
-    from hubspot.templatetags.hubspot_labels import change_lines
-
     labels = PropertyLabels("orders")
     pipeline_id = order.pipeline.hubspot_id if order.pipeline else ""
     entries: list[dict[str, Any]] = [

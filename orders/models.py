@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from hubspot.mirror import MirroredObject
+from hubspot.sync_state import hubspot_ids_with_sync_state
 
 if TYPE_CHECKING:
     from pipelines.models import Pipeline
@@ -116,8 +117,6 @@ class OrderQuerySet(models.QuerySet["Order"]):
                 stage_entered_at__lt=timezone.now() - timedelta(days=pipeline.stale_after_days),
             )
         if sync := filters.get("sync"):
-            from hubspot.outbox import hubspot_ids_with_sync_state
-
             qs = qs.filter(hubspot_id__in=hubspot_ids_with_sync_state("orders", sync))
         return qs
 

@@ -88,3 +88,11 @@ def orders_refresh_customer(spec: MirrorType, hubspot_ids: Sequence[str]) -> Non
     for chunk in chunks(list(hubspot_ids), 500):
         denormalize_contact(Order, "orders", chunk)
 
+
+def orders_name_unknown_stage(spec: MirrorType, ids: Sequence[str]) -> bool:
+    """Whether any of these orders names a stage the cache does not know (made in HubSpot since the last
+    pipeline refresh): the sync then reads the pipelines again at once."""
+    unknown = Order.objects.filter(stage__isnull=True, properties__hs_pipeline_stage__isnull=False).exclude(
+        properties__hs_pipeline_stage=""
+    )
+    return any(unknown.filter(hubspot_id__in=chunk).exists() for chunk in chunks(list(ids), 500))

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from pipelines.models import Stage, StageState
 
-if TYPE_CHECKING:
-    from orders.models import Order
+
+class Movable(Protocol):
+    """What the rules read of a record in a pipeline (an order): its stage and its HubSpot properties."""
+
+    @property
+    def stage(self) -> Stage | None: ...
+
+    @property
+    def properties(self) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -31,13 +38,13 @@ def move_properties(target: Stage) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def check_move(order: Order, target: Stage, values: Mapping[str, str] | None = None) -> MoveCheck:
+def check_move(order: Movable, target: Stage, values: Mapping[str, str] | None = None) -> MoveCheck:
     """May the order enter the target stage now (with these extra values)?"""
     return check_move_from(order, order.stage, target, values)
 
 
 def check_move_from(
-    order: Order, current: Stage | None, target: Stage, values: Mapping[str, str] | None = None
+    order: Movable, current: Stage | None, target: Stage, values: Mapping[str, str] | None = None
 ) -> MoveCheck:
     """May the order go from ``current`` (the stage HubSpot has it in, when that differs from the cache's,
     as for a failed move being corrected) into the target stage, with these extra values?"""

@@ -8,10 +8,13 @@ them as JSON. Speed is measured here, never asserted in tests.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import platform
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from django.apps import apps
 
 
 @dataclass
@@ -24,14 +27,13 @@ class Result:
 Benchmark = Callable[[bool], Result]
 _REGISTRY: dict[str, Benchmark] = {}
 _INTERNAL: set[str] = set()  # parts other benchmarks run in a child process; not run on their own by --all
-# Modules that register benchmarks when imported; a new benchmark is one module and one line here.
+# The integration's own benchmarks; an app's are in its ``benchmarks`` (or ``benchmark``) module, found among
+# the installed apps (see ``app_modules``), so that benchmarks of orders or carts stay beside their models.
 MODULES = [
     "hubspot.benchmarks.sandbox",
     "hubspot.benchmarks.sync",
-    "hubspot.benchmarks.push",
-    "hubspot.benchmarks.board",
-    "carts.benchmark",
 ]
+APP_MODULE_NAMES = ("benchmarks", "benchmark")
 
 
 def register(name: str, *, internal: bool = False) -> Callable[[Benchmark], Benchmark]:
@@ -44,8 +46,19 @@ def register(name: str, *, internal: bool = False) -> Callable[[Benchmark], Benc
     return decorator
 
 
+def app_modules() -> list[str]:
+    """The installed apps' benchmark modules (``orders.benchmarks``, ``carts.benchmark``)."""
+    found = []
+    for config in apps.get_app_configs():
+        for name in APP_MODULE_NAMES:
+            module = f"{config.name}.{name}"
+            if module != __name__ and importlib.util.find_spec(module) is not None:
+                found.append(module)
+    return found
+
+
 def registry() -> dict[str, Benchmark]:
-    for module in MODULES:
+    for module in [*MODULES, *app_modules()]:
         importlib.import_module(module)
     return dict(sorted(_REGISTRY.items()))
 

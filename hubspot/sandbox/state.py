@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from hubspot.constants import DEFAULT_ASSOCIATION_TYPES as _APP_ASSOCIATION_TYPES
-
 # --- object types ---------------------------------------------------------------------------------
 
 
@@ -157,9 +155,17 @@ _STANDARD_PAIRS: tuple[tuple[str, str, int, int], ...] = (
     ("tickets", "tasks", 229, 230),
     ("calls", "meetings", 399, 400),  # UNCONFIRMED
 )
-# The app's own pairs (hubspot.constants) plus the standard ones: (from, to) -> default type id.
-DEFAULT_ASSOCIATION_TYPES: dict[tuple[str, str], int] = dict(_APP_ASSOCIATION_TYPES)
-for _from, _to, _forward, _backward in _STANDARD_PAIRS:
+# The commerce objects' pairs (the same ids the integration knows), then the standard ones.
+_COMMERCE_PAIRS: tuple[tuple[str, str, int, int], ...] = (
+    ("orders", "contacts", 507, 508),
+    ("orders", "line_items", 513, 514),
+    ("orders", "carts", 593, 592),
+    ("carts", "contacts", 586, 587),
+    ("carts", "line_items", 590, 591),
+)
+# (from, to) -> default type id. The sandbox stands alone: it keeps its own copy of these facts.
+DEFAULT_ASSOCIATION_TYPES: dict[tuple[str, str], int] = {}
+for _from, _to, _forward, _backward in _COMMERCE_PAIRS + _STANDARD_PAIRS:
     DEFAULT_ASSOCIATION_TYPES.setdefault((_from, _to), _forward)
     DEFAULT_ASSOCIATION_TYPES.setdefault((_to, _from), _backward)
 

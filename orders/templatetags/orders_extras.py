@@ -10,6 +10,9 @@ from django.template.context import Context
 from django.template.loader import render_to_string
 from django.utils.safestring import SafeString, mark_safe
 
+from hubspot.sync_state import sync_state_for
+from hubspot.templatetags.hubspot_sync import render_sync_state
+from orders.cards import card_item
 from orders.models import Order
 
 register = template.Library()
@@ -34,9 +37,7 @@ def prop(obj: Any, name: str) -> str:
 @register.simple_tag(takes_context=True)
 def sync_badge(context: Context, obj: Any) -> SafeString | str:
     """The record's sync state (pending, pushed, failed, conflict), from the outbox: the self-updating
-    component (the drawer, the table)."""
-    from hubspot.outbox import render_sync_state
-
+    component (the drawer, the table); the same as hubspot_sync's, for templates that load these helpers."""
     return render_sync_state(obj, request=context.get("request"))
 
 
@@ -46,9 +47,6 @@ def getlist(querydict: Any, key: str) -> list[str]:
 
 
 def _card(context: Context, order: Order, extra: str = "", *, alone: bool = False) -> SafeString:
-    from hubspot.outbox import sync_state_for
-    from orders.cards import card_item
-
     request = context.get("request")
     return card_item(
         order,

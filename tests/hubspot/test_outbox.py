@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from hubspot import client, outbox, push, sync
+from hubspot import client, outbox, push, sync, sync_state
 from hubspot.models import Association, Change, ChangeKind, ChangeStatus, ConnectionProblem, Resolution
 from hubspot.sandbox import objects as remote_objects
 from hubspot.sandbox.faults import FaultRule
 from hubspot.sandbox.server import Sandbox
 from orders.models import Order
+from pipelines import services as pipeline_services
 from pipelines.models import Pipeline, Stage
 from tests import factories
 from tests.hubspot.pushkit import an_order, batch_calls, remote, serving_portal, writes_of
@@ -135,8 +136,8 @@ def test_a_failed_change_is_not_kept_on_top_but_stays_listed(
     assert change.status == ChangeStatus.FAILED
     assert "lots was not a valid number" in change.error
     assert change.response["message"] and change.response["category"]
-    assert outbox.record_sync_state("orders", order.hubspot_id).state == "failed"
-    assert list(outbox.hubspot_ids_with_sync_state("orders", "failed")) == [order.hubspot_id]
+    assert sync_state.record_sync_state("orders", order.hubspot_id).state == "failed"
+    assert list(sync_state.hubspot_ids_with_sync_state("orders", "failed")) == [order.hubspot_id]
 
 
 def test_retry_with_a_corrected_value_applies_it(portal: Sandbox, queued: list[str], staff: Any) -> None:
@@ -169,7 +170,7 @@ def test_discard_restores_the_value_hubspot_has(portal: Sandbox, queued: list[st
     change.refresh_from_db()
     assert change.status == ChangeStatus.DISCARDED and change.resolution == Resolution.DISCARDED
     assert change.resolved_by == staff and change.settled_at is not None
-    assert outbox.record_sync_state("orders", order.hubspot_id).state == "settled"
+    assert sync_state.record_sync_state("orders", order.hubspot_id).state == "settled"
     with pytest.raises(outbox.ChangeNotAllowed):
         outbox.change_retry(change=change, by=staff)
 
@@ -252,7 +253,7 @@ def test_a_create_gets_hubspots_id_and_is_never_made_twice(
     temp_id = order.hubspot_id
     assert temp_id.startswith("tmp-") and order.name == "Phone order"
     assert Association.objects.filter(from_type="orders", from_id=temp_id, to_id=contact_id).exists()
-    assert outbox.record_sync_state("orders", temp_id).state == "pending"
+    assert sync_state.record_sync_state("orders", temp_id).state == "pending"
 
     push.push_outbox()
 
@@ -265,7 +266,7 @@ def test_a_create_gets_hubspots_id_and_is_never_made_twice(
     assert Association.objects.filter(from_type="orders", from_id=real_id, to_id=contact_id).exists()
     assert remote(portal, "orders", real_id)["hs_external_order_id"] == "PH-1"
     # The page that still holds the temporary id finds the record.
-    assert outbox.record_sync_state("orders", temp_id).object_id == real_id
+    assert sync_state.record_sync_state("orders", temp_id).object_id == real_id
 
     # An attempt whose answer was lost is made again with the same trace id: HubSpot makes no second record.
     Change.objects.filter(pk=change.pk).update(status=ChangeStatus.PENDING, object_id=temp_id)
@@ -288,7 +289,7 @@ def test_a_new_stage_is_created_before_an_order_moves_into_it(
     order = an_order()
     pipeline = order.pipeline
     assert pipeline is not None
-    stage = outbox.stage_create(pipeline=pipeline, label="Waiting for stock", by=staff)
+    stage = pipeline_services.stage_create(pipeline=pipeline, label="Waiting for stock", by=staff)
     move = outbox.record_change(
         obj=order,
         properties={"hs_pipeline": pipeline.hubspot_id, "hs_pipeline_stage": stage.hubspot_id},
@@ -314,7 +315,7 @@ def test_a_new_stage_is_created_before_an_order_moves_into_it(
 def test_a_pipeline_with_stages_is_created_renamed_and_its_stages_reordered(
     portal: Sandbox, queued: list[str], staff: Any
 ) -> None:
-    pipeline = outbox.pipeline_create(
+    pipeline = pipeline_services.pipeline_create(
         label="Returns", stages=[("Requested", "OPEN"), ("Refunded", "CLOSED")], by=staff
     )
     push.push_outbox()
@@ -323,9 +324,11 @@ def test_a_pipeline_with_stages_is_created_renamed_and_its_stages_reordered(
     stages = list(pipeline.stages.order_by("display_order"))
     assert all(not s.hubspot_id.startswith("tmp-") for s in stages)
 
-    outbox.pipeline_update(pipeline=pipeline, by=staff, label="Returns and refunds")
-    outbox.stages_reorder(pipeline=pipeline, stages=list(reversed(stages)), by=staff)
-    outbox.stage_update(stage=Stage.objects.get(pk=stages[0].pk), by=staff, state="CLOSED", label="Asked")
+    pipeline_services.pipeline_update(pipeline=pipeline, by=staff, label="Returns and refunds")
+    pipeline_services.stages_reorder(pipeline=pipeline, stages=list(reversed(stages)), by=staff)
+    pipeline_services.stage_update(
+        stage=Stage.objects.get(pk=stages[0].pk), by=staff, state="CLOSED", label="Asked"
+    )
     push.push_outbox()
 
     remote_pipeline = portal.state.pipelines["orders"][pipeline.hubspot_id]
@@ -343,7 +346,7 @@ def test_deleting_a_stage_in_use_fails_with_hubspots_message_and_discard_restore
     order = an_order()
     stage = order.stage
     assert stage is not None
-    change = outbox.stage_delete(stage=stage, by=staff)
+    change = pipeline_services.stage_delete(stage=stage, by=staff)
     stage.refresh_from_db()
     assert stage.archived
 
@@ -391,7 +394,7 @@ def test_a_daily_limit_pauses_pushing_with_a_banner_until_the_reset(
     assert change.status == ChangeStatus.PENDING and change.next_attempt_at is not None
     problem = ConnectionProblem.objects.get(kind=ConnectionProblem.Kind.DAILY_LIMIT)
     assert problem.until is not None and problem.until > timezone.now()
-    assert outbox.record_sync_state("orders", order.hubspot_id).state == "paused"
+    assert sync_state.record_sync_state("orders", order.hubspot_id).state == "paused"
     client.force_login(staff)
     page = client.get("/carts/").content.decode()  # any page: the banner comes with the base template
     assert 'class="banner banner-error"' in page and "daily API limit" in page
@@ -421,7 +424,7 @@ def test_5xx_and_429_outlasting_the_client_retries_leave_the_change_pending(
     change.refresh_from_db()
     assert change.status == ChangeStatus.PENDING and change.attempts == 1
     assert change.next_attempt_at is not None and "did not answer" in change.error
-    assert outbox.record_sync_state("orders", order.hubspot_id).state == "retrying"
+    assert sync_state.record_sync_state("orders", order.hubspot_id).state == "retrying"
     assert any(q.startswith("later") for q in queued)  # a delayed push is queued for the retry
 
     portal.faults.clear()
@@ -486,17 +489,17 @@ def test_running_the_push_twice_sends_nothing_more(portal: Sandbox, queued: list
 
 def test_the_card_state_and_filters(portal: Sandbox, queued: list[str], staff: Any) -> None:
     order = an_order()
-    assert outbox.record_sync_state("orders", order.hubspot_id).state == "settled"
+    assert sync_state.record_sync_state("orders", order.hubspot_id).state == "settled"
     outbox.record_change(obj=order, properties={"hs_order_name": "x"}, by=staff)
-    state = outbox.record_sync_state("orders", order.hubspot_id)
+    state = sync_state.record_sync_state("orders", order.hubspot_id)
     assert state.state == "pending" and state.polling
-    assert list(outbox.hubspot_ids_with_sync_state("orders", "unsettled")) == [order.hubspot_id]
+    assert list(sync_state.hubspot_ids_with_sync_state("orders", "unsettled")) == [order.hubspot_id]
     push.push_outbox()
-    state = outbox.record_sync_state("orders", order.hubspot_id)
+    state = sync_state.record_sync_state("orders", order.hubspot_id)
     assert state.state == "pushed" and not state.polling
-    assert list(outbox.hubspot_ids_with_sync_state("orders", "unsettled")) == []
+    assert list(sync_state.hubspot_ids_with_sync_state("orders", "unsettled")) == []
     with pytest.raises(ValueError):
-        outbox.hubspot_ids_with_sync_state("orders", "sideways")
+        sync_state.hubspot_ids_with_sync_state("orders", "sideways")
 
 
 def test_kinds_and_the_timeline_record_who_did_what(portal: Sandbox, queued: list[str], staff: Any) -> None:
@@ -519,7 +522,7 @@ def test_a_move_into_a_stage_hubspot_refused_is_held_back_and_goes_with_it(
     taken = pipeline.stages.exclude(pk=before.pk).first()
     assert taken is not None
     # Stage labels are unique within a pipeline: HubSpot refuses this one.
-    stage = outbox.stage_create(pipeline=pipeline, label=taken.label, by=staff)
+    stage = pipeline_services.stage_create(pipeline=pipeline, label=taken.label, by=staff)
     move = outbox.record_change(
         obj=order,
         properties={"hs_pipeline": pipeline.hubspot_id, "hs_pipeline_stage": stage.hubspot_id},
@@ -530,10 +533,10 @@ def test_a_move_into_a_stage_hubspot_refused_is_held_back_and_goes_with_it(
 
     create = Change.objects.get(kind=ChangeKind.STAGE_CREATE)
     assert create.status == ChangeStatus.FAILED and create.response["message"]
-    state = outbox.record_sync_state("orders", order.hubspot_id)
+    state = sync_state.record_sync_state("orders", order.hubspot_id)
     assert state.state == "failed" and not state.polling
     assert [c.pk for c in state.problems] == [move.pk]
-    assert outbox.blocked_by(state.problems[0]) == create
+    assert sync_state.blocked_by(state.problems[0]) == create
 
     outbox.change_discard(change=create, by=staff)
 

@@ -126,7 +126,7 @@ class TestComponent:
         assert client.get(state_url(order), headers=HTMX).status_code == 403
 
     def test_the_template_tag_path_renders_for_a_page(self, order: Order, rf: Any) -> None:
-        from hubspot.outbox import render_sync_state
+        from hubspot.templatetags.hubspot_sync import render_sync_state
 
         change_for(order, ChangeStatus.CONFLICT, remote={"hs_order_name": "Green"})
         request = rf.get("/boards/")

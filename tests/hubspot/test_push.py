@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from django.db import transaction
 
-from hubspot import outbox, ratelimit
+from hubspot import outbox, ratelimit, sync_state
 from hubspot.models import Change, ChangeStatus, Resolution
 from hubspot.sandbox import objects as remote_objects
 from hubspot.sandbox.faults import FaultRule
@@ -90,7 +90,7 @@ def test_an_edit_is_applied_in_hubspot(portal: Sandbox, worker: WorkerProcess, s
 
     assert settled(change, worker).status == ChangeStatus.APPLIED
     assert remote(portal, "orders", order.hubspot_id)["hs_order_name"] == "Expedite"
-    assert outbox.record_sync_state("orders", order.hubspot_id).state == "pushed"
+    assert sync_state.record_sync_state("orders", order.hubspot_id).state == "pushed"
 
 
 def test_three_quick_edits_to_one_record_make_one_write(
@@ -284,7 +284,7 @@ def test_a_remote_change_to_the_same_property_is_a_conflict_and_both_resolutions
         conflicted = settled(change, worker)
         assert conflicted.status == ChangeStatus.CONFLICT
         assert conflicted.remote == {"hs_order_name": "Changed in HubSpot"}
-    assert outbox.record_sync_state("orders", mine.hubspot_id).state == "conflict"
+    assert sync_state.record_sync_state("orders", mine.hubspot_id).state == "conflict"
 
     outbox.change_keep_mine(change=keep, by=staff)
     outbox.change_take_hubspot(change=take, by=staff)

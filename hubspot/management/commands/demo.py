@@ -22,7 +22,9 @@ from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.test.utils import override_settings
 
+from hubspot import portal_check, sync
 from hubspot.models import SyncKind
 from hubspot.permissions import GROUPS
 from hubspot.worker import beat_command, worker_command
@@ -155,10 +157,6 @@ class Command(BaseCommand):
 
     def _initial_sync(self, sandbox_url: str, children: list[Child], stopped: Any) -> None:
         """Fill the cache before the first page is opened (a full read the first time, changes after)."""
-        from django.test.utils import override_settings
-
-        from hubspot import portal_check, sync
-
         if not _wait_for(sandbox_url + "/_sandbox/health", children, stopped, timeout_s=300):
             return
         with override_settings(HUBSPOT_API_BASE=sandbox_url):

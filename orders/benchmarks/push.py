@@ -35,10 +35,22 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.db.models import Count
 
+from hubspot import outbox, sync
 from hubspot.benchmarks import Result, register
 from hubspot.benchmarks.sandbox import TOKEN, SandboxProcess
 from hubspot.benchmarks.sync import with_test_database
+from hubspot.models import (
+    Change,
+    ChangeKind,
+    ChangeStatus,
+    PropertyDefinition,
+    SyncKind,
+    SyncStatus,
+)
+from hubspot.registry import parse_datetime
 from hubspot.worker import CeleryProcess, process_env
+from orders.models import Order
+from pipelines.models import Stage
 
 PART_ENV = "ORDERDECK_BENCH_PUSH"
 # The latency part's pace: a busy support team's, well below the bulk-edit rate at which batches wait to fill.
@@ -249,10 +261,6 @@ def _edit_for(
 def _write_edits(count: int, writers: int, creates: int, seed: int, progress: list[int]) -> int:
     """``count`` edits of random orders from ``writers`` threads, and ``creates`` new orders; returns how many
     edits failed."""
-    from hubspot import outbox
-    from hubspot.models import PropertyDefinition
-    from orders.models import Order
-    from pipelines.models import Stage
 
     definition = PropertyDefinition.objects.filter(object_type="orders", name="hs_fulfillment_status").first()
     options = [o["value"] for o in (definition.options if definition else []) if not o.get("hidden")]
@@ -306,7 +314,6 @@ def _sandbox(url: str) -> requests.Session:
 
 
 def _wait_settled(timeout_s: float) -> bool:
-    from hubspot.models import Change, ChangeStatus
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -318,7 +325,6 @@ def _wait_settled(timeout_s: float) -> bool:
 
 def _verify(url: str, started_ms: int, seed: int) -> dict[str, Any]:
     """HubSpot's state and history against the writers' intentions (the changes, in the order made)."""
-    from hubspot.models import Change, ChangeKind, ChangeStatus
 
     intended: dict[str, dict[str, list[str]]] = {}
     for object_id, values in (
@@ -400,7 +406,6 @@ def _verify(url: str, started_ms: int, seed: int) -> dict[str, Any]:
 
 
 def _ms(stamp: str) -> int:
-    from hubspot.registry import parse_datetime
 
     parsed = parse_datetime(stamp)
     return int(parsed.timestamp() * 1000) if parsed else 0
@@ -420,9 +425,6 @@ def _out_of_order(written: list[str], intended: list[str]) -> int:
 
 def _latency(count: int, rate_per_s: float, seed: int) -> dict[str, Any]:
     """Edits at a steady pace with no faults; seconds from each edit to HubSpot's confirmation."""
-    from hubspot import outbox
-    from hubspot.models import Change, ChangeStatus
-    from orders.models import Order
 
     rng = random.Random(seed)
     orders = list(Order.objects.filter(archived=False).order_by("?")[:count])
@@ -461,8 +463,6 @@ def _latency(count: int, rate_per_s: float, seed: int) -> dict[str, Any]:
 
 
 def _part(quick: bool) -> dict[str, Any]:
-    from hubspot import sync
-    from hubspot.models import SyncKind, SyncStatus
 
     config = json.loads(os.environ[PART_ENV])
     url = config["sandbox"]
@@ -508,7 +508,6 @@ def _part(quick: bool) -> dict[str, Any]:
 def _chaos(
     url: str, n: dict[str, Any], seed: int, workers: list[CeleryProcess], database_url: str
 ) -> dict[str, Any]:
-    from hubspot.models import ChangeStatus
 
     admin = _sandbox(url)
     writers = 8
@@ -577,7 +576,6 @@ def _chaos(
 
 
 def _in_flight(*statuses: str) -> bool:
-    from hubspot.models import Change
 
     return Change.objects.filter(status__in=statuses).exists()
 

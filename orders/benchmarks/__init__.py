@@ -1,0 +1,6 @@
+"""The orders' benchmarks (`benchmark board`, `benchmark push` and its parts), found by ``hubspot.benchmarks``
+among the installed apps' ``benchmarks`` modules."""
+
+from orders.benchmarks import board, push
+
+__all__ = ["board", "push"]
