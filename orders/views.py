@@ -316,6 +316,7 @@ def table(request: HtmxHttpRequest, pipeline_pk: int) -> HttpResponse:
         "pipeline": pipeline,
         "form": form,
         "pipelines": Pipeline.objects.for_orders(),
+        "page_obj": page,
         "rows": list(page.object_list),
         "page": page.number,
         "has_next": page.has_next(),
