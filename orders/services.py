@@ -16,9 +16,6 @@ from django.utils import timezone
 from hubspot.outbox import record_change
 from orders.board import filter_query
 from orders.models import Order, SavedView
-
-# Where the pipeline sync still looks for this hook (until it is registered with the orders type).
-from orders.sync_hooks import orders_resolve_stages as orders_resolve_stages
 from pipelines.models import Pipeline, Stage
 from pipelines.rules import MoveCheck, check_move, move_properties
 
