@@ -159,6 +159,11 @@ class Cart(MirroredObject):
         max_length=16, choices=EmailState.choices, default=EmailState.NEW, db_index=True
     )
     last_email_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # When the cart was abandoned (its last change in HubSpot before it counted as abandoned), set once by
+    # the sequence tick: the steps' delays count from it, and our own property writes don't move it.
+    abandoned_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # The recovery properties (carts.writeback) changed here and are still to be written to HubSpot.
+    writeback_due = models.BooleanField(default=False, db_index=True)
 
     objects = CartQuerySet.as_manager()
 
@@ -273,6 +278,38 @@ class BulkSend(models.Model):
 
     def __str__(self) -> str:
         return f"Bulk send {self.pk} ({self.total} carts)"
+
+
+class SequenceStep(models.Model):
+    """One email of the automatic recovery sequence: sent ``delay_minutes`` after the cart was abandoned."""
+
+    step = models.PositiveSmallIntegerField(unique=True)
+    delay_minutes = models.PositiveIntegerField()
+    enabled = models.BooleanField(default=True)
+    # The template this step sends; null: the step's active template, else the default one.
+    template = models.ForeignKey(
+        RecoveryTemplate, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["step"]
+
+    def __str__(self) -> str:
+        return f"Step {self.step} after {self.delay_minutes} min"
+
+
+class SequenceSettings(models.Model):
+    """The sequence's switch (one row), and when the recovery properties were found or made in HubSpot."""
+
+    enabled = models.BooleanField(default=False)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+    properties_ready_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return "Recovery sequence " + ("on" if self.enabled else "off")
 
 
 class SendStatus(models.TextChoices):

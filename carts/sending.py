@@ -273,7 +273,8 @@ def _sent(send: RecoverySend) -> str:
             status=SendStatus.SENT, sent_at=now, reason="", updated_at=now
         )
         _log(send, EventKind.SENT, f"Step {send.step} to {send.to_email}")
-        Cart.objects.filter(pk=send.cart_id).update(last_email_at=now)
+        # writeback_due: the cart's recovery properties go to HubSpot (carts.writeback).
+        Cart.objects.filter(pk=send.cart_id).update(last_email_at=now, writeback_due=True)
         if Cart.objects.filter(pk=send.cart_id, email_state=EmailState.NEW).update(
             email_state=EmailState.EMAILED
         ):

@@ -99,6 +99,8 @@ def carts_log_recoveries(hubspot_ids: Sequence[str] | None) -> int:
             for pk, order in fresh
         ]
     )
+    if fresh:  # their recovery state in HubSpot: recovered (carts.writeback)
+        Cart.objects.filter(pk__in=[pk for pk, _ in fresh]).update(writeback_due=True)
     return len(fresh)
 
 
@@ -390,6 +392,7 @@ def suppression_add(
         defaults={"email": address, "reason": reason[:2000], "source": source, "added_by": _user(by)},
     )
     if created:
+        _carts_of(address).update(writeback_due=True)  # their recovery state in HubSpot: unsubscribed
         label = SuppressionSource(source).label if source in SuppressionSource.values else source
         for cart in _carts_of(address).only("pk")[:1000]:
             cart_event_log(
@@ -441,6 +444,7 @@ def click(token: str) -> str:
     first = RecoverySend.objects.filter(pk=send.pk, clicked_at__isnull=True).update(clicked_at=now)
     if first:
         cart_event_log(cart=cart, kind=EventKind.CLICKED, message=f"Step {send.step}", send=send)
+        Cart.objects.filter(pk=cart.pk).update(writeback_due=True)
     if (
         Cart.objects.filter(pk=cart.pk)
         .exclude(email_state=EmailState.CLICKED)

@@ -96,3 +96,25 @@ def bulk_send_resume_task() -> int:
     if ids or uncertain:
         logger.info("recovery sends: %s queued again, %s marked uncertain", len(ids), uncertain)
     return len(ids)
+
+
+@shared_task
+def recovery_sequence_tick_task() -> int:
+    """Beat, every minute: request the recovery sequence's due steps (carts.sequences)."""
+    from carts.sequences import sequence_tick
+
+    return sequence_tick()
+
+
+@shared_task(bind=True, max_retries=None)
+def recovery_writeback_task(self: Task) -> int:
+    """Beat, every minute (and after sends): make the recovery properties in HubSpot if missing, then put
+    changed carts' values in the outbox. HubSpot unreachable: the next run tries again."""
+    from carts.writeback import recovery_writeback
+    from hubspot.client import HubSpotError
+
+    try:
+        return recovery_writeback()
+    except HubSpotError as exc:
+        logger.warning("recovery properties: HubSpot could not be reached (%s); next run tries again", exc)
+        return 0

@@ -317,6 +317,14 @@ CARTS_CONSENT_PROPERTY = env("CARTS_CONSENT_PROPERTY") or "hs_marketable_status"
 CARTS_EMAIL_CAP_HOURS = env_int("CARTS_EMAIL_CAP_HOURS", 24)
 # How long the signed click and unsubscribe links in a recovery email work.
 CARTS_LINK_MAX_AGE_DAYS = env_int("CARTS_LINK_MAX_AGE_DAYS", 30)
+# The recovery sequence (carts.sequences): emails go out only within CARTS_SEND_WINDOW ("HH:MM-HH:MM") in the
+# store's time zone (CARTS_STORE_TIMEZONES: JSON {"store": "Europe/Paris"} or "store=Europe/Paris,..." by
+# hs_source_store; other stores CARTS_DEFAULT_TIMEZONE); each tick requests at most CARTS_SEQUENCE_BATCH
+# emails per step (a bounded, constant number of queries whatever the number of carts).
+CARTS_SEND_WINDOW = env("CARTS_SEND_WINDOW") or "08:00-21:00"
+CARTS_STORE_TIMEZONES = env("CARTS_STORE_TIMEZONES")
+CARTS_DEFAULT_TIMEZONE = env("CARTS_DEFAULT_TIMEZONE") or "UTC"
+CARTS_SEQUENCE_BATCH = env_int("CARTS_SEQUENCE_BATCH", 200)
 # A send still queued this long while no send made progress had its task lost (a worker or broker restart):
 # the resume sweep queues it again. A send left "sending" this long after EMAIL_TIMEOUT is marked uncertain.
 CARTS_SEND_REQUEUE_S = env_int("CARTS_SEND_REQUEUE_S", 60)
@@ -509,6 +517,9 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "task": "hubspot.tasks.sync_incremental_task",
         "schedule": float(HUBSPOT_SYNC_INTERVAL_S),
     },
+    # Every minute: the recovery sequence's due steps are requested; recovery properties go to the outbox.
+    "carts-sequence-tick": {"task": "carts.tasks.recovery_sequence_tick_task", "schedule": 60.0},
+    "carts-writeback": {"task": "carts.tasks.recovery_writeback_task", "schedule": 60.0},
     # Nightly: a full read that also finds deletions and association changes that search can't see.
     "sync-reconcile": {"task": "hubspot.tasks.sync_reconcile_task", "schedule": crontab(hour=2, minute=30)},
     # Every five minutes: webhook events whose refresh task was lost (a worker died) are picked up again.

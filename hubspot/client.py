@@ -1920,3 +1920,29 @@ def list_property_groups(object_type: str) -> list[ApiPropertyGroup]:
         )
         for raw in _results(reply.body)
     ]
+
+
+def create_property_group(object_type: str, *, name: str, label: str, display_order: int = -1) -> None:
+    """Create a property group (Rejected with status 409 when it exists already)."""
+    # Reference: https://developers.hubspot.com/docs/api/crm/properties (POST /{objectType}/groups)
+    _send(
+        "create_property_group",
+        "POST",
+        f"{_PROPERTIES}/{_names(object_type).schema}/groups",
+        body={"name": name, "label": label, "displayOrder": display_order},
+        repeatable=False,
+    )
+
+
+def create_property(object_type: str, definition: Mapping[str, Any]) -> ApiProperty:
+    """Create a property from a PropertyCreate body (name, label, type, fieldType, groupName, options...);
+    Rejected with status 409 when a property of that name exists already."""
+    # Reference: https://developers.hubspot.com/docs/api/crm/properties (POST /{objectType})
+    reply = _send(
+        "create_property",
+        "POST",
+        f"{_PROPERTIES}/{_names(object_type).schema}",
+        body=dict(definition),
+        repeatable=False,
+    )
+    return _parse_property(reply.body if isinstance(reply.body, Mapping) else {})

@@ -1,0 +1,204 @@
+"""The recovery sequence: steps a delay after abandonment, run by the beat tick on a clock the test controls,
+sent by a real worker to a real SMTP server through the same guards as a manual send; the store's sending
+window; a manual send counting as its step."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from carts import sending, sequences
+from carts.models import Cart, RecoverySend, RecoveryTemplate, SendStatus, SequenceSettings
+from carts.services import cart_send_request
+from hubspot import sync
+from tests.carts.conftest import Portal, SmtpServer, _set, emailable_cart
+from tests.conftest import WorkerProcess, wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def sequence_on(default_template: RecoveryTemplate) -> dict[int, RecoveryTemplate]:
+    """The sequence switched on, a template of its own for steps 2 and 3. The sandbox's other carts count as
+    abandoned long ago (no step of theirs is due), so a test sees only its own carts' sends."""
+    SequenceSettings.objects.update_or_create(pk=1, defaults={"enabled": True})
+    Cart.objects.update(abandoned_at=datetime(2000, 1, 1, tzinfo=ZoneInfo("UTC")))
+    templates = {1: default_template}
+    for step in (2, 3):
+        templates[step] = RecoveryTemplate.objects.create(
+            name=f"Reminder {step}",
+            step=step,
+            subject=f"Step {step}: your cart is waiting",
+            html_body="<p>Hi {{ first_name }}, <a href='{{ recovery_link }}'>back to your cart</a></p>",
+            text_body="Hi {{ first_name }}: {{ recovery_link }}",
+        )
+    return templates
+
+
+def _subjects(smtp: SmtpServer) -> list[str]:
+    return [message.subject for message in reversed(smtp.mailbox.list())]
+
+
+@pytest.fixture
+def open_all_day_uncapped(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Always within the window, and no frequency cap (the worker's clock is the real one, the tick's is the
+    test's), here and in a worker started after it."""
+    _set(settings, monkeypatch, {"CARTS_SEND_WINDOW": "00:00-23:59", "CARTS_EMAIL_CAP_HOURS": "0"})
+
+
+def test_a_cart_gets_step_1_after_an_hour_step_2_after_a_day_and_nothing_once_ordered(
+    open_all_day_uncapped: None,
+    portal: Portal,
+    smtp_server: SmtpServer,
+    sequence_on: dict[int, RecoveryTemplate],
+    celery_worker_process: WorkerProcess,
+) -> None:
+    cart = emailable_cart(portal, "sequence@example.com", "Seq")
+    Cart.objects.filter(pk=cart.pk).update(abandoned_at=None)
+    assert cart.remote_updated_at is not None
+    t0 = cart.remote_updated_at
+
+    assert sequences.sequence_tick(now=t0 + timedelta(minutes=59)) == 0
+    cart.refresh_from_db()
+    assert cart.abandoned_at is None  # not abandoned yet
+
+    assert sequences.sequence_tick(now=t0 + timedelta(hours=1)) == 1
+    cart.refresh_from_db()
+    assert cart.abandoned_at == t0
+    wait_until(lambda: len(smtp_server.mailbox.list()) == 1, timeout_s=60)
+    # The same step is never requested twice, however often the tick runs.
+    assert sequences.sequence_tick(now=t0 + timedelta(hours=2)) == 0
+    assert sequences.sequence_tick(now=t0 + timedelta(hours=23, minutes=59)) == 0
+
+    assert sequences.sequence_tick(now=t0 + timedelta(hours=24)) == 1
+    step2 = RecoverySend.objects.get(cart=cart, step=2)
+    wait_until(lambda: RecoverySend.objects.get(pk=step2.pk).status != SendStatus.QUEUED, timeout_s=60)
+    step2.refresh_from_db()
+    assert (step2.status, step2.reason) == (SendStatus.SENT, "")
+    wait_until(lambda: len(smtp_server.mailbox.list()) == 2, timeout_s=10)
+    assert _subjects(smtp_server)[1] == "Step 2: your cart is waiting"
+    assert smtp_server.mailbox.list()[0].to == ["sequence@example.com"]
+
+    # Ordered in HubSpot (not yet synced here): the worker's re-check finds it and step 3 does not go.
+    portal.associate("carts", cart.hubspot_id, "orders", portal.any_order_id())
+    assert sequences.sequence_tick(now=t0 + timedelta(hours=72)) == 1
+    step3 = RecoverySend.objects.get(cart=cart, step=3)
+    wait_until(lambda: RecoverySend.objects.get(pk=step3.pk).status != SendStatus.QUEUED, timeout_s=60)
+    step3.refresh_from_db()
+    assert step3.status == SendStatus.SKIPPED and step3.reason == sending.ORDERED_SINCE
+    assert len(smtp_server.mailbox.list()) == 2
+    # Now known here: the sequence has stopped.
+    assert sequences.sequence_tick(now=t0 + timedelta(hours=80)) == 0
+    lines = {line.step: line for line in sequences.cart_steps(cart, now=t0 + timedelta(hours=80))}
+    assert lines[1].state == "sent" and lines[2].state == "sent"
+    assert lines[3].state == "skipped" and lines[3].why == sending.ORDERED_SINCE
+
+
+def _night_cart(portal: Portal, email: str, anchor: datetime) -> Any:
+    cart = emailable_cart(portal, email)
+    portal.patch_cart(cart.hubspot_id, {"hs_source_store": "Paris shop"})
+    sync.refresh_records("carts", [cart.hubspot_id])
+    cart.refresh_from_db()
+    cart.abandoned_at = anchor
+    cart.save(update_fields=["abandoned_at"])
+    return cart
+
+
+def test_a_step_due_at_3_am_store_time_goes_out_at_8(
+    portal: Portal,
+    smtp_server: SmtpServer,
+    sequence_on: dict[int, RecoveryTemplate],
+    queued_tasks: list[tuple[str, Any]],
+    settings: Any,
+) -> None:
+    settings.CARTS_STORE_TIMEZONES = "Paris shop=Europe/Paris"
+    settings.CARTS_DEFAULT_TIMEZONE = "America/New_York"
+    paris = ZoneInfo("Europe/Paris")
+    day = datetime.now(paris).date() - timedelta(days=1)
+    anchor = datetime(day.year, day.month, day.day, 2, 0, tzinfo=paris)
+    cart = _night_cart(portal, "night@example.com", anchor)
+
+    three = anchor + timedelta(hours=1)
+    assert sequences.sequence_tick(now=three) == 0
+    line = sequences.cart_steps(cart, now=three)[0]
+    eight = datetime(day.year, day.month, day.day, 8, 0, tzinfo=paris)
+    assert line.state == "due" and line.when == eight and "sending window" in line.why
+    assert sequences.sequence_tick(now=eight - timedelta(minutes=1)) == 0
+    assert sequences.sequence_tick(now=eight) == 1
+
+    send = RecoverySend.objects.get(cart=cart, step=1)
+    assert [name for name, _ in queued_tasks] == ["carts.tasks.recovery_send_batch_task"]
+    assert sending.recovery_send_deliver(send_id=send.pk) == SendStatus.SENT
+    assert [m.to for m in smtp_server.mailbox.list()] == [["night@example.com"]]
+
+
+def test_a_manual_send_counts_as_its_step(
+    portal: Portal,
+    smtp_server: SmtpServer,
+    sequence_on: dict[int, RecoveryTemplate],
+    settings: Any,
+) -> None:
+    settings.CARTS_SEND_WINDOW = "00:00-23:59"
+    settings.CARTS_EMAIL_CAP_HOURS = 0
+    t0 = datetime.now(ZoneInfo("UTC")) - timedelta(minutes=90)
+    cart = _night_cart(portal, "manual@example.com", t0)
+    staff = get_user_model().objects.create_user("support", password="x")
+
+    manual = cart_send_request(cart=cart, step=1, by=staff)
+    assert sending.recovery_send_deliver(send_id=manual.pk) == SendStatus.SENT
+
+    assert sequences.sequence_tick(now=t0 + timedelta(hours=1)) == 0
+    assert sequences.sequence_tick(now=t0 + timedelta(hours=3)) == 0
+    assert RecoverySend.objects.filter(cart=cart, step=1).count() == 1
+    first = sequences.cart_steps(cart, now=t0 + timedelta(hours=3))[0]
+    assert first.state == "sent" and first.manual
+    # The next step counts from abandonment as usual.
+    assert sequences.sequence_tick(now=t0 + timedelta(hours=24)) == 1
+    assert RecoverySend.objects.get(cart=cart, step=2).requested_by is None
+
+
+def test_a_step_waits_for_the_frequency_cap_instead_of_being_skipped(
+    portal: Portal, smtp_server: SmtpServer, sequence_on: dict[int, RecoveryTemplate], settings: Any
+) -> None:
+    settings.CARTS_SEND_WINDOW = "00:00-23:59"
+    settings.CARTS_EMAIL_CAP_HOURS = 24
+    now = datetime.now(ZoneInfo("UTC"))
+    t0 = now - timedelta(hours=23)
+    cart = _night_cart(portal, "capped@example.com", t0)
+    manual = cart_send_request(cart=cart, step=1, by=None)
+    assert sending.recovery_send_deliver(send_id=manual.pk) == SendStatus.SENT
+
+    assert sequences.sequence_tick(now=t0 + timedelta(hours=24)) == 0  # an email went an hour ago
+    assert sequences.sequence_tick(now=now + timedelta(hours=24, minutes=1)) == 1
+
+
+def test_the_tick_is_off_until_switched_on(portal: Portal, default_template: RecoveryTemplate) -> None:
+    cart = _night_cart(portal, "off@example.com", datetime.now(ZoneInfo("UTC")) - timedelta(hours=2))
+    assert sequences.sequence_tick(now=cart.abandoned_at + timedelta(hours=1)) == 0
+    assert not RecoverySend.objects.filter(cart=cart).exists()
+    assert {line.state for line in sequences.cart_steps(cart)} == {"off"}
+
+
+def test_the_tick_makes_the_same_number_of_queries_for_more_carts(
+    portal: Portal, sequence_on: dict[int, RecoveryTemplate], settings: Any
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    settings.CARTS_SEND_WINDOW = "00:00-23:59"
+    settings.CARTS_SEQUENCE_BATCH = 2
+    now = datetime.now(ZoneInfo("UTC"))
+    sequences.sequence_tick(now=now)  # the default steps are made on the first tick
+    counts = []
+    for index in range(2):
+        _night_cart(portal, f"count{index}a@example.com", now - timedelta(hours=2))
+        _night_cart(portal, f"count{index}b@example.com", now - timedelta(hours=2))
+        with CaptureQueriesContext(connection) as queries:
+            sequences.sequence_tick(now=now)
+        counts.append(len(queries))
+        assert RecoverySend.objects.filter(to_email__startswith=f"count{index}").count() == 2
+    assert counts[0] == counts[1]
