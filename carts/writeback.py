@@ -86,7 +86,7 @@ def _is_conflict(exc: Exception) -> bool:
 def ensure_properties(*, force: bool = False) -> bool:
     """Make the group and the properties in HubSpot when missing (once: the result is remembered). Returns
     whether they exist now. HubSpotError when HubSpot can't be read (the task tries again later)."""
-    from hubspot import client
+    from hubspot import client, registry, sync
 
     row, _ = SequenceSettings.objects.get_or_create(pk=1)
     if row.properties_ready_at is not None and not force:
@@ -107,6 +107,8 @@ def ensure_properties(*, force: bool = False) -> bool:
         except client.Rejected as exc:
             if not _is_conflict(exc):
                 raise
+    # The cached definitions name them too, so syncs read them back (and the outbox's bases match HubSpot).
+    sync.sync_properties([registry.get("carts")])
     SequenceSettings.objects.filter(pk=1).update(properties_ready_at=timezone.now())
     return True
 
