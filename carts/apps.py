@@ -31,3 +31,8 @@ class CartsConfig(AppConfig):
             ),
             "cart",
         )
+        # Orders arriving by any path (sync, webhook, refresh) are credited to their recovery email.
+        from carts import privacy  # noqa: F401 (registers the retention task)
+        from carts.attribution import register_hooks
+
+        register_hooks()

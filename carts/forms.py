@@ -61,6 +61,23 @@ class CartFilterForm(forms.Form):
     currency = forms.CharField(max_length=8, required=False)
     q = forms.CharField(max_length=200, required=False, label="Search")
     sort = forms.ChoiceField(choices=SORTS, required=False)
+    # The recovery dashboard's figures link here: carts with a send in the date range, of the step or
+    # template, with the outcome (carts.dashboard.carts_behind).
+    sent_from = forms.DateField(required=False, label="Emailed from")
+    sent_to = forms.DateField(required=False, label="Emailed to")
+    step = forms.IntegerField(min_value=1, max_value=99, required=False, label="Step")
+    template = forms.IntegerField(min_value=1, max_value=2**63 - 1, required=False, label="Template")
+    outcome = forms.ChoiceField(
+        choices=[
+            ("", "Any"),
+            ("sent", "Sent"),
+            ("delivered", "Delivered"),
+            ("clicked", "Clicked"),
+            ("recovered", "Recovered"),
+        ],
+        required=False,
+        label="Email outcome",
+    )
 
     # The names the list's URL may carry besides these (paging).
     EXTRA = ("page",)
@@ -82,6 +99,13 @@ class CartFilterForm(forms.Form):
         low, high = data.get("min_total"), data.get("max_total")
         if low is not None and high is not None and low > high:
             self.add_error("max_total", "“Value to” must not be below “Value from”.")
+        first, last = data.get("sent_from"), data.get("sent_to")
+        for name in ("sent_from", "sent_to"):
+            day = data.get(name)
+            if day is not None and not 2000 <= day.year <= 2100:
+                self.add_error(name, "Choose a date between 2000 and 2100.")
+        if first is not None and last is not None and first > last:
+            self.add_error("sent_to", "“Emailed to” must not be before “Emailed from”.")
         return data
 
     def active(self) -> dict[str, Any]:

@@ -378,6 +378,11 @@ class RecoverySend(models.Model):
         indexes = [
             models.Index(fields=["status", "queued_at"], name="recovery_send_status"),
             models.Index(fields=["to_email", "sending_at"], name="recovery_send_to_email"),
+            # The recovery dashboard's grouped counts read this index alone (carts.dashboard).
+            models.Index(
+                fields=["sending_at", "step", "template", "status", "clicked_at", "cart"],
+                name="recovery_send_dashboard",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -452,3 +457,34 @@ class Suppression(models.Model):
 
     def __str__(self) -> str:
         return self.email or f"(erased {self.email_hash[:8]})"
+
+
+# --- attribution (carts.attribution) ----------------------------------------------------------------------
+
+
+class RecoveredBy(models.TextChoices):
+    CLICK = "click", "Clicked email"
+    SEND = "send", "Sent email"
+
+
+class Recovery(models.Model):
+    """A cart recovered by a recovery email: it gained an order (or a completed status) within
+    CARTS_ATTRIBUTION_DAYS after the email; the order's total is the revenue it recovered. One per cart,
+    recomputable from the sends and the orders (carts.attribution.recovery_recompute)."""
+
+    cart = models.OneToOneField(Cart, on_delete=models.CASCADE, related_name="recovery")
+    order_hubspot_id = models.CharField(max_length=32, blank=True)  # "" when a completed status recovered it
+    send = models.ForeignKey(RecoverySend, on_delete=models.CASCADE, related_name="recoveries")
+    amount = models.DecimalField(max_digits=18, decimal_places=4, null=True, blank=True)
+    currency = models.CharField(max_length=8, blank=True)
+    recovered_at = models.DateTimeField()
+    by = models.CharField(max_length=8, choices=RecoveredBy.choices)
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-recovered_at", "-pk"]
+        indexes = [models.Index(fields=["send", "currency", "amount"], name="recovery_by_send")]
+
+    def __str__(self) -> str:
+        return f"Recovery of cart {self.cart_id} ({self.by})"
+

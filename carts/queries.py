@@ -71,6 +71,10 @@ def filtered(carts: CartQuerySet, filters: dict[str, Any], *, now: datetime | No
         carts = carts.filter(store=store)
     if currency := filters.get("currency"):
         carts = carts.filter(currency=currency)
+    # The carts behind a recovery dashboard figure (sent in a range, step, template, outcome).
+    from carts.dashboard import carts_behind
+
+    carts = carts_behind(carts, filters)
     if q := filters.get("q"):
         carts = _search(carts, q)
     return carts

@@ -101,6 +101,10 @@ def carts_log_recoveries(hubspot_ids: Sequence[str] | None) -> int:
     )
     if fresh:  # their recovery state in HubSpot: recovered (carts.writeback)
         Cart.objects.filter(pk__in=[pk for pk, _ in fresh]).update(writeback_due=True)
+    # The recovered revenue and the email credited with it (carts.attribution), for the same carts.
+    from carts.attribution import attribute_carts
+
+    attribute_carts(hubspot_ids)
     return len(fresh)
 
 

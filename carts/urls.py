@@ -1,6 +1,6 @@
 from django.urls import path
 
-from carts import views
+from carts import recovery_views, views
 
 app_name = "carts"
 urlpatterns = [
@@ -17,6 +17,9 @@ urlpatterns = [
     path("mailbox/", views.mailbox, name="mailbox"),
     path("mailbox/<str:message_id>/", views.mailbox_message, name="mailbox-message"),
     path("mailbox/<str:message_id>/html/", views.mailbox_html, name="mailbox-html"),
+    path("recovery/", recovery_views.recovery_dashboard, name="recovery"),
+    path("recovery/export.csv", recovery_views.recovery_export, name="recovery-export"),
+    path("privacy/", recovery_views.privacy_request, name="privacy"),
     path("<str:cart_id>/", views.cart_detail, name="cart"),
     path("<str:cart_id>/preview/", views.cart_preview, name="preview"),
     path("<str:cart_id>/preview/html/", views.cart_preview_html, name="preview-html"),

@@ -335,6 +335,10 @@ CARTS_SEND_MAX_RETRIES = env_int("CARTS_SEND_MAX_RETRIES", 8)
 # for the batch's carts, then each is checked and sent.
 CARTS_SEND_BATCH = env_int("CARTS_SEND_BATCH", 50)
 CARTS_SEND_RETRY_CAP_S = env_int("CARTS_SEND_RETRY_CAP_S", 600)
+# A cart that gains an order (or a completed status) within this many days after a recovery email was
+# recovered by it; recovery send logs, clicks and suppression reasons are kept CARTS_RETENTION_DAYS days.
+CARTS_ATTRIBUTION_DAYS = env_int("CARTS_ATTRIBUTION_DAYS", 7)
+CARTS_RETENTION_DAYS = env_int("CARTS_RETENTION_DAYS", 365)
 RECOVERY_FROM_EMAIL = env("RECOVERY_FROM_EMAIL") or DEFAULT_FROM_EMAIL
 # The absolute base of the links in emails (click tracking, unsubscribe). Production defaults to https:// and
 # the first of ALLOWED_HOSTS; `check --deploy` warns when it is not https.
@@ -535,6 +539,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Every minute: recovery emails whose task was lost (a worker or broker restart) are queued again, and
     # ones left "sending" by a dead worker are marked uncertain (never sent again automatically).
     "carts-send-resume": {"task": "carts.tasks.bulk_send_resume_task", "schedule": 60.0},
+    # Daily: recovery send logs and clicks older than CARTS_RETENTION_DAYS go; old suppression reasons too.
+    "carts-retention": {"task": "carts.privacy.retention_task", "schedule": crontab(hour=4, minute=7)},
     # Nightly: drop heartbeats older than a day.
     "prune-heartbeats": {
         "task": "hubspot.tasks.prune_heartbeats_task",

@@ -1,0 +1,286 @@
+"""The recovery dashboard's figures: sent, delivered, clicked, recovered, recovery rate and recovered revenue
+per currency, by day, step and template, for a date range and a store; and the carts behind each figure.
+
+Two grouped queries do all the counting: the sends of the range by (day, step, template) on the
+``recovery_send_dashboard`` index, and their recoveries by (day, step, template, currency). Days are the
+sends' days (when they went to the mail server) in the site's time zone; a recovery counts on the day of the
+email credited with it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
+from django.urls import reverse
+from django.utils import timezone
+
+from carts.models import Cart, Recovery, RecoverySend, RecoveryTemplate, SendStatus
+
+DEFAULT_DAYS = 30
+MAX_DAYS = 366
+# The dashboard's outcomes, as the carts list's ``outcome`` filter names them.
+OUTCOMES: list[tuple[str, str]] = [
+    ("sent", "Sent"),
+    ("delivered", "Delivered"),
+    ("clicked", "Clicked"),
+    ("recovered", "Recovered"),
+]
+
+
+@dataclass
+class Period:
+    start: date
+    end: date  # included
+    store: str = ""
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+    def bounds(self) -> tuple[datetime, datetime]:
+        """[start, end) as aware datetimes in the site's time zone."""
+        zone = timezone.get_current_timezone()
+        return (
+            datetime.combine(self.start, time.min, tzinfo=zone),
+            datetime.combine(self.end + timedelta(days=1), time.min, tzinfo=zone),
+        )
+
+
+def default_period(today: date | None = None) -> Period:
+    today = today or timezone.localdate()
+    return Period(today - timedelta(days=DEFAULT_DAYS - 1), today)
+
+
+@dataclass
+class Figures:
+    sent: int = 0
+    delivered: int = 0
+    clicked: int = 0
+    recovered: int = 0
+    revenue: dict[str, Decimal] = field(default_factory=dict)
+
+    def add(self, other: Figures) -> None:
+        self.sent += other.sent
+        self.delivered += other.delivered
+        self.clicked += other.clicked
+        self.recovered += other.recovered
+        for currency, amount in other.revenue.items():
+            self.revenue[currency] = self.revenue.get(currency, Decimal(0)) + amount
+
+    @property
+    def rate(self) -> Decimal | None:
+        """Recovered carts per delivered email, in percent (one decimal); None when nothing was delivered."""
+        if not self.delivered:
+            return None
+        return (Decimal(self.recovered) * 100 / Decimal(self.delivered)).quantize(Decimal("0.1"))
+
+    def revenue_list(self) -> list[tuple[str, Decimal]]:
+        return sorted((c, a.quantize(Decimal("0.01"))) for c, a in self.revenue.items())
+
+
+@dataclass
+class Row:
+    """One line of the table: its label, its figures and the carts list filters behind it."""
+
+    label: str
+    figures: Figures
+    filters: dict[str, str]
+
+    def link(self, outcome: str) -> str:
+        return carts_link({**self.filters, "outcome": outcome})
+
+
+@dataclass
+class Dashboard:
+    period: Period
+    total: Row
+    days: list[Row]
+    steps: list[Row]
+    templates: list[Row]
+    currencies: list[str]
+
+
+def carts_link(filters: dict[str, str]) -> str:
+    return reverse("carts:abandoned") + "?" + urlencode({k: v for k, v in filters.items() if v != ""})
+
+
+def _sends(period: Period) -> QuerySet[RecoverySend]:
+    start, end = period.bounds()
+    sends = RecoverySend.objects.filter(sending_at__gte=start, sending_at__lt=end)
+    if period.store:
+        sends = sends.filter(cart__store=period.store)
+    return sends
+
+
+def build(period: Period) -> Dashboard:
+    zone = timezone.get_current_timezone()
+    by_key: dict[tuple[date, int, int | None], Figures] = {}
+    counted = (
+        _sends(period)
+        .annotate(day=TruncDate("sending_at", tzinfo=zone))
+        .values("day", "step", "template_id")
+        .annotate(
+            n=Count("pk"),
+            delivered=Count("pk", filter=Q(status=SendStatus.SENT)),
+            clicked=Count("pk", filter=Q(clicked_at__isnull=False)),
+        )
+        .order_by()
+    )
+    for row in counted:
+        key = (row["day"], row["step"], row["template_id"])
+        by_key[key] = Figures(sent=row["n"], delivered=row["delivered"], clicked=row["clicked"])
+    start, end = period.bounds()
+    recoveries = Recovery.objects.filter(send__sending_at__gte=start, send__sending_at__lt=end)
+    if period.store:
+        recoveries = recoveries.filter(send__cart__store=period.store)
+    grouped = (
+        recoveries.annotate(day=TruncDate("send__sending_at", tzinfo=zone))
+        .values("day", "send__step", "send__template_id", "currency")
+        .annotate(n=Count("pk"), amount=Sum("amount"))
+        .order_by()
+    )
+    currencies: set[str] = set()
+    for row in grouped:
+        key = (row["day"], row["send__step"], row["send__template_id"])
+        figures = by_key.setdefault(key, Figures())
+        figures.recovered += row["n"]
+        currency = row["currency"] or "?"
+        currencies.add(currency)
+        figures.revenue[currency] = figures.revenue.get(currency, Decimal(0)) + (row["amount"] or Decimal(0))
+
+    base = {"sent_from": period.start.isoformat(), "sent_to": period.end.isoformat(), "store": period.store}
+    total = Row("All", Figures(), base)
+    days: dict[date, Row] = {}
+    for offset in range(period.days):
+        day = period.start + timedelta(days=offset)
+        iso = day.isoformat()
+        days[day] = Row(iso, Figures(), {**base, "sent_from": iso, "sent_to": iso})
+    steps: dict[int, Row] = {}
+    templates: dict[int | None, Row] = {}
+    for (day, step, template_id), figures in by_key.items():
+        total.figures.add(figures)
+        if day in days:
+            days[day].figures.add(figures)
+        steps.setdefault(step, Row(f"Step {step}", Figures(), {**base, "step": str(step)})).figures.add(
+            figures
+        )
+        templates.setdefault(
+            template_id, Row("", Figures(), {**base, "template": str(template_id or "")})
+        ).figures.add(figures)
+    names = dict(
+        RecoveryTemplate.objects.filter(pk__in=[pk for pk in templates if pk]).values_list("pk", "name")
+    )
+    for pk, entry in templates.items():
+        entry.label = names.get(pk, "(deleted template)") if pk else "(no template)"
+    return Dashboard(
+        period=period,
+        total=total,
+        days=list(days.values()),
+        steps=[steps[k] for k in sorted(steps)],
+        templates=sorted(templates.values(), key=lambda r: r.label.lower()),
+        currencies=sorted(currencies),
+    )
+
+
+# --- the carts behind a figure (the carts list's recovery filters) ------------------------------------------
+
+RECOVERY_FILTERS = ("sent_from", "sent_to", "step", "template", "outcome")
+CartsQ = TypeVar("CartsQ", bound=QuerySet[Cart])
+
+
+def carts_behind(carts: CartsQ, filters: dict[str, Any]) -> CartsQ:
+    """The carts with a send matching the figure's filters (sent in the date range, of the step, of the
+    template) and its outcome: delivered, clicked, or credited with a recovery."""
+    if not any(filters.get(name) not in (None, "") for name in RECOVERY_FILTERS):
+        return carts
+    zone = timezone.get_current_timezone()
+    sends = RecoverySend.objects.filter(cart_id=OuterRef("pk"), sending_at__isnull=False)
+    if (start := filters.get("sent_from")) is not None:
+        sends = sends.filter(sending_at__gte=datetime.combine(start, time.min, tzinfo=zone))
+    if (end := filters.get("sent_to")) is not None:
+        sends = sends.filter(sending_at__lt=datetime.combine(end + timedelta(days=1), time.min, tzinfo=zone))
+    if step := filters.get("step"):
+        sends = sends.filter(step=step)
+    if template := filters.get("template"):
+        sends = sends.filter(template_id=template)
+    outcome = filters.get("outcome")
+    if outcome == "delivered":
+        sends = sends.filter(status=SendStatus.SENT)
+    elif outcome == "clicked":
+        sends = sends.filter(clicked_at__isnull=False)
+    elif outcome == "recovered":
+        sends = sends.filter(Exists(Recovery.objects.filter(send_id=OuterRef("pk"))))
+    return carts.filter(Exists(sends))
+
+
+# --- CSV ----------------------------------------------------------------------------------------------------
+
+
+def csv_safe(value: Any) -> Any:
+    """Spreadsheets run cells that start with = + - @ as formulas; a template's name is data, never one."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def csv_text(board: Dashboard) -> str:
+    """The same figures as the page: one line per day, step and template, and the total."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    currencies = board.currencies
+    writer.writerow(
+        ["group", "label", "sent", "delivered", "clicked", "recovered", "recovery_rate_pct"]
+        + [f"revenue_{c}" for c in currencies]
+    )
+    sections = [("total", [board.total]), ("day", board.days), ("step", board.steps)]
+    sections.append(("template", board.templates))
+    for group, rows in sections:
+        for row in rows:
+            f = row.figures
+            revenue = dict(f.revenue_list())
+            writer.writerow(
+                [group, csv_safe(row.label), f.sent, f.delivered, f.clicked, f.recovered]
+                + ["" if f.rate is None else str(f.rate)]
+                + [str(revenue.get(c, Decimal("0.00"))) for c in currencies]
+            )
+    return out.getvalue()
+
+
+# --- the chart (server-drawn SVG: no script, no style attributes) ------------------------------------------
+
+
+@dataclass
+class Bar:
+    x: int
+    width: int
+    sent_y: int
+    sent_height: int
+    recovered_y: int
+    recovered_height: int
+    row: Row
+
+
+CHART_HEIGHT = 160
+CHART_WIDTH = 720
+
+
+def chart(board: Dashboard) -> dict[str, Any]:
+    """Bars per day: sent (the full bar) with recovered over it, scaled to the busiest day."""
+    days = board.days
+    peak = max((r.figures.sent for r in days), default=0) or 1
+    slot = max(CHART_WIDTH // max(len(days), 1), 1)
+    width = max(slot - (1 if slot > 3 else 0), 1)
+    bars = []
+    for i, row in enumerate(days):
+        sent_h = round(row.figures.sent * CHART_HEIGHT / peak)
+        rec_h = round(row.figures.recovered * CHART_HEIGHT / peak)
+        bars.append(Bar(i * slot, width, CHART_HEIGHT - sent_h, sent_h, CHART_HEIGHT - rec_h, rec_h, row))
+    return {"bars": bars, "width": slot * max(len(days), 1), "height": CHART_HEIGHT, "peak": peak}
