@@ -217,6 +217,28 @@ class Wake:
     settling: bool
 
 
+class _Soonest:
+    """The earliest moment something pending becomes due, as the claim's scan finds them."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.wake: Wake | None = None
+
+    def note(self, moment: datetime, *, settling: bool = False) -> None:
+        seconds = max(0.0, (moment - self.now).total_seconds())
+        if self.wake is None or seconds < self.wake.seconds:
+            self.wake = Wake(seconds, settling)
+
+
+@dataclass
+class _Choice:
+    """What one phase's scan chose: the ready changes of some records of one type."""
+
+    chosen: list[list[dict[str, Any]]]
+    object_type: str | None = None
+    oldest: datetime | None = None
+
+
 def claim_next() -> tuple[Claim | None, Wake | None]:
     """Claim the next batch of due changes, or say when something becomes due (None: nothing is pending
     that a push task could send now or later).
@@ -224,112 +246,136 @@ def claim_next() -> tuple[Claim | None, Wake | None]:
     The choice is made from reads; only the claim itself is a (short) locked transaction, since on SQLite
     every write transaction holds up every edit."""
     now = timezone.now()
-    debounce = timedelta(seconds=settings.HUBSPOT_PUSH_DEBOUNCE_S)
-    debounce_max = timedelta(seconds=settings.HUBSPOT_PUSH_DEBOUNCE_MAX_S)
-    fill = timedelta(seconds=settings.HUBSPOT_PUSH_FILL_S)
-    batch = settings.HUBSPOT_PUSH_BATCH
-    wake: Wake | None = None
-
-    def soon(moment: datetime, *, settling: bool = False) -> None:
-        nonlocal wake
-        seconds = max(0.0, (moment - now).total_seconds())
-        if wake is None or seconds < wake.seconds:
-            wake = Wake(seconds, settling)
-
+    soonest = _Soonest(now)
     if Change.objects.filter(status=ChangeStatus.PUSHING, lease_until__lt=now).exists():
         with transaction.atomic():
             _reclaim_expired(now)
     busy = set(Change.objects.filter(status=ChangeStatus.PUSHING).values_list("object_type", "object_id"))
-    # Records whose last write may still land late (see HUBSPOT_PUSH_GHOST_WINDOW_S), and until when.
-    quiet: dict[tuple[str, str], datetime] = {}
-    for object_type_, object_id_, until in Change.objects.filter(quiet_until__gt=now).values_list(
-        "object_type", "object_id", "quiet_until"
-    ):
-        if until is not None:
-            quiet[(object_type_, object_id_)] = max(until, quiet.get((object_type_, object_id_), until))
-    pending_changes = Change.objects.filter(status=ChangeStatus.PENDING)
+    quiet = _quiet_records(now)
     for phase in PHASES:
         operation = registry.push_operation(phase.name)
         if operation is None and phase.name not in _HANDLERS:
             continue  # no app sends this phase's kinds
-        must_wait = operation.must_wait if operation is not None else None
-        rows: list[dict[str, Any]] = [
-            dict(row)
-            for row in pending_changes.filter(kind__in=phase.kinds)
-            .order_by("pk")
-            .values(
-                "pk",
-                "object_type",
-                "object_id",
-                "waits_for",
-                "created_at",
-                "kind",
-                "parent_id",
-                "next_attempt_at",
-            )[:_SCAN]
-        ]
-        by_record: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for row in rows:
-            by_record.setdefault((row["object_type"], row["object_id"]), []).append(row)
-        chosen: list[list[dict[str, Any]]] = []
-        object_type: str | None = None
-        oldest_chosen: datetime | None = None
-        for key, record_rows in by_record.items():
-            if key in busy:
-                continue  # its worker goes on to the record's next changes when it is done
-            if key in quiet:
-                soon(quiet[key])
-                continue
-            # A record's changes go together and in order: all wait while one waits out a backoff...
-            not_before = max(
-                (r["next_attempt_at"] for r in record_rows if r["next_attempt_at"]), default=None
-            )
-            if not_before is not None and not_before > now:
-                soon(not_before)
-                continue
-            # ...and none goes after one that still waits for a created id.
-            ready: list[dict[str, Any]] = []
-            for row in record_rows:
-                if row["waits_for"]:
-                    break
-                ready.append(row)
-            if not ready or (object_type is not None and key[0] != object_type):
-                continue
-            if must_wait is not None and must_wait(ready[0]):
-                continue
-            newest = max(r["created_at"] for r in record_rows)
-            oldest = min(r["created_at"] for r in record_rows)
-            eligible_at = min(newest + debounce, oldest + debounce_max)
-            if eligible_at > now:
-                soon(eligible_at, settling=True)
-                continue
-            if phase.single:
-                # A pipeline or stage: a create goes alone, updates of one thing together.
-                ready = ready[:1] if ready[0]["kind"] in _CREATES else ready
-            object_type = key[0]
-            chosen.append(ready)
-            oldest_chosen = oldest if oldest_chosen is None else min(oldest_chosen, oldest)
-            if phase.single or len(chosen) >= batch:
-                break
-        if not chosen:
+        rows = _pending_rows(phase)
+        choice = _choose(phase, rows, busy, quiet, soonest, operation)
+        if not choice.chosen:
             continue
-        arriving = sum(1 for row in rows if row["created_at"] > now - timedelta(seconds=1))
-        if (
-            not phase.single
-            and len(chosen) < batch
-            and arriving >= settings.HUBSPOT_PUSH_FILL_MIN
-            and oldest_chosen is not None
-            and oldest_chosen + fill > now
-        ):
+        if _worth_filling(phase, choice, rows, now):
             # Room left in the batch and a bulk edit under way: wait a moment so its edits share calls.
-            soon(oldest_chosen + fill, settling=True)
+            assert choice.oldest is not None
+            soonest.note(choice.oldest + timedelta(seconds=settings.HUBSPOT_PUSH_FILL_S), settling=True)
             continue
-        assert object_type is not None
-        claim = _claim(phase, object_type, chosen, now)
+        assert choice.object_type is not None
+        claim = _claim(phase, choice.object_type, choice.chosen, now)
         if claim is not None:
             return claim, None
-        soon(now, settling=True)  # another worker took them first: look again
-    return None, wake
+        soonest.note(now, settling=True)  # another worker took them first: look again
+    return None, soonest.wake
+
+
+def _quiet_records(now: datetime) -> dict[tuple[str, str], datetime]:
+    """Records whose last write may still land late (see HUBSPOT_PUSH_GHOST_WINDOW_S), and until when."""
+    quiet: dict[tuple[str, str], datetime] = {}
+    for object_type, object_id, until in Change.objects.filter(quiet_until__gt=now).values_list(
+        "object_type", "object_id", "quiet_until"
+    ):
+        if until is not None:
+            quiet[(object_type, object_id)] = max(until, quiet.get((object_type, object_id), until))
+    return quiet
+
+
+def _pending_rows(phase: Phase) -> list[dict[str, Any]]:
+    """The phase's pending changes, oldest first (a bounded scan, whatever the backlog)."""
+    return [
+        dict(row)
+        for row in Change.objects.filter(status=ChangeStatus.PENDING, kind__in=phase.kinds)
+        .order_by("pk")
+        .values(
+            "pk",
+            "object_type",
+            "object_id",
+            "waits_for",
+            "created_at",
+            "kind",
+            "parent_id",
+            "next_attempt_at",
+        )[:_SCAN]
+    ]
+
+
+def _ready(record_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A record's changes up to the first that still waits for a created id (none goes after that one)."""
+    ready: list[dict[str, Any]] = []
+    for row in record_rows:
+        if row["waits_for"]:
+            break
+        ready.append(row)
+    return ready
+
+
+def _choose(
+    phase: Phase,
+    rows: list[dict[str, Any]],
+    busy: set[tuple[str, str]],
+    quiet: dict[tuple[str, str], datetime],
+    soonest: _Soonest,
+    operation: registry.PushOperation | None,
+) -> _Choice:
+    """The records whose changes go in the next claim of the phase: of one type, each record's ready changes
+    together and in order, up to a batch (one record for a phase without a batch API)."""
+    now = soonest.now
+    debounce = timedelta(seconds=settings.HUBSPOT_PUSH_DEBOUNCE_S)
+    debounce_max = timedelta(seconds=settings.HUBSPOT_PUSH_DEBOUNCE_MAX_S)
+    must_wait = operation.must_wait if operation is not None else None
+    by_record: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        by_record.setdefault((row["object_type"], row["object_id"]), []).append(row)
+    choice = _Choice([])
+    for key, record_rows in by_record.items():
+        if key in busy:
+            continue  # its worker goes on to the record's next changes when it is done
+        if key in quiet:
+            soonest.note(quiet[key])
+            continue
+        # A record's changes go together and in order: all wait while one waits out a backoff...
+        not_before = max((r["next_attempt_at"] for r in record_rows if r["next_attempt_at"]), default=None)
+        if not_before is not None and not_before > now:
+            soonest.note(not_before)
+            continue
+        # ...and none goes after one that still waits for a created id.
+        ready = _ready(record_rows)
+        if not ready or (choice.object_type is not None and key[0] != choice.object_type):
+            continue
+        if must_wait is not None and must_wait(ready[0]):
+            continue
+        newest = max(r["created_at"] for r in record_rows)
+        oldest = min(r["created_at"] for r in record_rows)
+        eligible_at = min(newest + debounce, oldest + debounce_max)
+        if eligible_at > now:
+            soonest.note(eligible_at, settling=True)
+            continue
+        if phase.single:
+            # A pipeline or stage: a create goes alone, updates of one thing together.
+            ready = ready[:1] if ready[0]["kind"] in _CREATES else ready
+        choice.object_type = key[0]
+        choice.chosen.append(ready)
+        choice.oldest = oldest if choice.oldest is None else min(choice.oldest, oldest)
+        if phase.single or len(choice.chosen) >= settings.HUBSPOT_PUSH_BATCH:
+            break
+    return choice
+
+
+def _worth_filling(phase: Phase, choice: _Choice, rows: list[dict[str, Any]], now: datetime) -> bool:
+    """Whether to wait a moment before claiming: room is left in the batch while a bulk edit is still
+    arriving, and the oldest chosen change has not waited HUBSPOT_PUSH_FILL_S yet."""
+    arriving = sum(1 for row in rows if row["created_at"] > now - timedelta(seconds=1))
+    return (
+        not phase.single
+        and len(choice.chosen) < settings.HUBSPOT_PUSH_BATCH
+        and arriving >= settings.HUBSPOT_PUSH_FILL_MIN
+        and choice.oldest is not None
+        and choice.oldest + timedelta(seconds=settings.HUBSPOT_PUSH_FILL_S) > now
+    )
 
 
 def _claim(phase: Phase, object_type: str, chosen: list[list[dict[str, Any]]], now: datetime) -> Claim | None:

@@ -510,9 +510,18 @@ def _writer_first() -> Iterator[None]:
 
 
 def _full_run(context: RunContext, specs: Sequence[MirrorType]) -> None:
+    _start_full(context, specs)
+    run = _FullRun(context, specs)
+    run.fetch_and_write()
+    run.read_leftovers()
+    _finish_full(context, specs, run.not_found)
+
+
+def _start_full(context: RunContext, specs: Sequence[MirrorType]) -> None:
+    """Property definitions, the definitions the types depend on (order pipelines), and the counts for the
+    progress bar. These calls go at once: one after another they cost a round trip each before the first
+    page."""
     run = context.run
-    # The calls before the lists (definitions, pipelines, counts for the progress bar) go at once: one after
-    # another they cost a round trip each before the first page.
     with ThreadPoolExecutor(max_workers=len(specs) * 2 + 1, thread_name_prefix="sync-start") as start:
         definitions = {spec.name: start.submit(client.list_properties, spec.name) for spec in specs}
         fetched_definitions = {
@@ -532,193 +541,219 @@ def _full_run(context: RunContext, specs: Sequence[MirrorType]) -> None:
             sync_definitions(name, future.result())
         if counts:
             run.progress_total = sum(future.result() for future in counts)
-    names = {spec.name: property_names(spec) for spec in specs}
-    listed = [spec for spec in specs if not spec.fetched_by_reference]
-    referenced = {spec.name: spec for spec in specs if spec.fetched_by_reference}
-    cursors: dict[str, Any] = run.cursor.setdefault("lists", {})
-    pages: queue.Queue[Item] = queue.Queue(maxsize=settings.HUBSPOT_SYNC_QUEUE_PAGES)
-    stop = threading.Event()
-    requested: dict[str, set[str]] = {name: set() for name in referenced}
-    pending_refs: dict[str, list[str]] = {name: [] for name in referenced}
-    truncated: dict[tuple[str, str], set[str]] = {}
-    # Ids a batch read answered not-found for: proven absent in HubSpot, archived at the end.
-    not_found: dict[str, set[str]] = {name: set() for name in referenced}
-    fresh = _fresh_pairs(specs)
-    outstanding = 0
 
-    def put(item: Item) -> None:
-        _put(pages, item, stop)
 
-    side = _SideWriter(put, stop) if referenced and _SideWriter.wanted() else None
-    put_read = side.put if side is not None else put
+class _FullRun:
+    """A full run's fetching and writing. Fetcher threads list the listed types (``list_all``) and
+    batch-read the records their edges reference (``read_batch``), handing pages over a bounded queue; the
+    calling thread writes them (``fetch_and_write``) and submits the reads that the written pages call for.
+    ``outstanding`` counts the scans and reads not done yet; only the writing thread changes it."""
 
-    def list_all(spec: MirrorType, after: str | None) -> None:
+    def __init__(self, context: RunContext, specs: Sequence[MirrorType]) -> None:
+        self.context = context
+        self.run = context.run
+        self.names = {spec.name: property_names(spec) for spec in specs}
+        self.listed = [spec for spec in specs if not spec.fetched_by_reference]
+        self.referenced = {spec.name: spec for spec in specs if spec.fetched_by_reference}
+        self.cursors: dict[str, Any] = self.run.cursor.setdefault("lists", {})
+        self.pages: queue.Queue[Item] = queue.Queue(maxsize=settings.HUBSPOT_SYNC_QUEUE_PAGES)
+        self.stop = threading.Event()
+        self.requested: dict[str, set[str]] = {name: set() for name in self.referenced}
+        self.pending_refs: dict[str, list[str]] = {name: [] for name in self.referenced}
+        self.truncated: dict[tuple[str, str], set[str]] = {}
+        # Ids a batch read answered not-found for: proven absent in HubSpot, archived at the end.
+        self.not_found: dict[str, set[str]] = {name: set() for name in self.referenced}
+        self.fresh = _fresh_pairs(specs)
+        self.outstanding = 0
+        self.side: _SideWriter | None = None
+        # What the second writer wrote since the last tick: done, written, skipped.
+        self.side_figures = [0, 0, 0]
+        self.pool: ThreadPoolExecutor | None = None
+
+    # --- fetcher threads
+
+    def put(self, item: Item) -> None:
+        _put(self.pages, item, self.stop)
+
+    def put_read(self, item: Item) -> None:
+        """A batch read's pages go to the second writer when there is one."""
+        if self.side is not None:
+            self.side.put(item)
+        else:
+            self.put(item)
+
+    def list_all(self, spec: MirrorType, after: str | None) -> None:
         try:
-            while not stop.is_set():
+            while not self.stop.is_set():
                 page = client.list_objects(
                     spec.name,
-                    properties=names[spec.name],
+                    properties=self.names[spec.name],
                     associations=spec.associations,
                     after=after,
                     limit=LIST_PAGE,
                 )
-                put(_Page(spec, cache.prepare(spec, page.results), page.next_after, listed=True))
+                self.put(_Page(spec, cache.prepare(spec, page.results), page.next_after, listed=True))
                 after = page.next_after
                 if not after:
                     break
-            put(_Done(spec))
+            self.put(_Done(spec))
         except BaseException as exc:  # handed to the writer thread, which raises it
-            put(_Failed(exc))
+            self.put(_Failed(exc))
 
-    def read_batch(spec: MirrorType, ids: list[str]) -> None:
+    def read_batch(self, spec: MirrorType, ids: list[str]) -> None:
         try:
-            result = client.batch_read(spec.name, ids, properties=names[spec.name])
-            not_found[spec.name].update(map(str, result.missing))
-            put_read(_Page(spec, cache.prepare(spec, result.results)))
-            put_read(_Done(spec))
+            result = client.batch_read(spec.name, ids, properties=self.names[spec.name])
+            self.not_found[spec.name].update(map(str, result.missing))
+            self.put_read(_Page(spec, cache.prepare(spec, result.results)))
+            self.put_read(_Done(spec))
         except BaseException as exc:  # handed to the writer thread
-            put_read(_Failed(exc))
+            self.put_read(_Failed(exc))
 
-    with ThreadPoolExecutor(max_workers=settings.HUBSPOT_SYNC_CONCURRENCY, thread_name_prefix="sync") as pool:
+    # --- the writing thread
 
-        def submit_refs(name: str, flush: bool = False) -> None:
-            nonlocal outstanding
-            buffer = pending_refs[name]
-            while len(buffer) >= BATCH_READ or (flush and buffer):
-                batch, pending_refs[name] = buffer[:BATCH_READ], buffer[BATCH_READ:]
-                buffer = pending_refs[name]
-                outstanding += 1
-                run.progress_total = (run.progress_total or 0) + len(batch)
-                pool.submit(read_batch, referenced[name], batch)
+    def submit_refs(self, name: str, flush: bool = False) -> None:
+        """Batch-read the referenced ids collected so far, a full batch at a time (``flush``: the rest)."""
+        assert self.pool is not None
+        buffer = self.pending_refs[name]
+        while len(buffer) >= BATCH_READ or (flush and buffer):
+            batch, self.pending_refs[name] = buffer[:BATCH_READ], buffer[BATCH_READ:]
+            buffer = self.pending_refs[name]
+            self.outstanding += 1
+            self.run.progress_total = (self.run.progress_total or 0) + len(batch)
+            self.pool.submit(self.read_batch, self.referenced[name], batch)
 
-        for spec in listed:
-            state = cursors.get(spec.name, {})
-            if state.get("done"):
-                continue
-            outstanding += 1
-            pool.submit(list_all, spec, state.get("after"))
+    def write(self, spec: MirrorType, listed: bool, group: list[_Page]) -> cache.UpsertResult:
+        """Write pages of one type as one: one upsert, one replacement of their edges, each hook once."""
+        prepared = _merged(group)
+        records = prepared.records
+        result = cache.upsert_records(spec, prepared, run_hooks=False, full_run=True)
+        if listed:
+            _write_inline_associations(spec, records, self.truncated, self.fresh)
+            self.cursors.setdefault(spec.name, {})["after"] = group[-1].next_after
+            for record in records:
+                for name in self.referenced:
+                    for ref_id in (getattr(record, "associations", {}) or {}).get(name, ()):
+                        if ref_id not in self.requested[name]:
+                            self.requested[name].add(ref_id)
+                            self.pending_refs[name].append(ref_id)
+            for name in self.referenced:
+                self.submit_refs(name)
+        cache.run_after_upsert(spec, [str(r.id) for r in records], full_run=True)
+        return result
 
-        def write(spec: MirrorType, listed: bool, group: list[_Page]) -> cache.UpsertResult:
-            """Write pages of one type as one: one upsert, one replacement of their edges, each hook once."""
-            prepared = _merged(group)
-            records = prepared.records
-            result = cache.upsert_records(spec, prepared, run_hooks=False, full_run=True)
-            if listed:
-                _write_inline_associations(spec, records, truncated, fresh)
-                cursors.setdefault(spec.name, {})["after"] = group[-1].next_after
-                for record in records:
-                    for name in referenced:
-                        for ref_id in (getattr(record, "associations", {}) or {}).get(name, ()):
-                            if ref_id not in requested[name]:
-                                requested[name].add(ref_id)
-                                pending_refs[name].append(ref_id)
-                for name in referenced:
-                    submit_refs(name)
-            cache.run_after_upsert(spec, [str(r.id) for r in records], full_run=True)
-            return result
+    def take(self, item: Item, limit: int) -> tuple[list[list[_Page]], BaseException | None]:
+        """The item and the pages waiting behind it, up to ``limit``, grouped by type and whether listed,
+        with the failure a fetcher handed over, if any; notes the scans and reads that are done."""
+        groups: dict[tuple[str, bool], list[_Page]] = {}
+        taken = 0
+        while True:
+            if isinstance(item, _Failed):
+                return list(groups.values()), item.exc  # raised once the pages before it are written
+            if isinstance(item, _Written):
+                self.side_figures[0] += item.done
+                self.side_figures[1] += item.written
+                self.side_figures[2] += item.skipped
+            elif isinstance(item, _Done):
+                self.outstanding -= 1
+                if not item.spec.fetched_by_reference:
+                    self.cursors.setdefault(item.spec.name, {})["done"] = True
+            else:
+                groups.setdefault((item.spec.name, item.listed), []).append(item)
+                taken += 1
+            if taken >= limit:
+                break
+            try:
+                item = self.pages.get_nowait()
+            except queue.Empty:
+                break
+        return list(groups.values()), None
 
-        side_figures = [0, 0, 0]  # what the second writer wrote since the last tick: done, written, skipped
-
-        def take(item: Item, limit: int) -> tuple[list[list[_Page]], BaseException | None]:
-            """The item and the pages waiting behind it, up to ``limit``, grouped by type and whether listed,
-            with the failure a fetcher handed over, if any; notes the scans and reads that are done."""
-            nonlocal outstanding
-            groups: dict[tuple[str, bool], list[_Page]] = {}
-            taken = 0
+    def write_waiting(self, item: Item) -> None:
+        """Write the item and what is waiting in the queue together, pages of one type as one page: a
+        statement per kind of write and a call per hook for all of them, in one transaction with one progress
+        tick that saves the cursor with them (a crash resumes after the last page committed). The transaction
+        goes on while pages keep waiting, up to WRITE_BATCH_PAGES, and never waits for a fetcher; when
+        HubSpot's rate limit paces the fetchers, that is a page at a time."""
+        done = written = skipped = taken = 0
+        failed: BaseException | None = None
+        with transaction.atomic():
             while True:
-                if isinstance(item, _Failed):
-                    return list(groups.values()), item.exc  # raised once the pages before it are written
-                if isinstance(item, _Written):
-                    side_figures[0] += item.done
-                    side_figures[1] += item.written
-                    side_figures[2] += item.skipped
-                elif isinstance(item, _Done):
-                    outstanding -= 1
-                    if not item.spec.fetched_by_reference:
-                        cursors.setdefault(item.spec.name, {})["done"] = True
-                else:
-                    groups.setdefault((item.spec.name, item.listed), []).append(item)
-                    taken += 1
-                if taken >= limit:
+                groups, failed = self.take(item, WRITE_BATCH_PAGES - taken)
+                for group in groups:
+                    result = self.write(group[0].spec, group[0].listed, group)
+                    taken += len(group)
+                    done += sum(len(page.prepared.records) for page in group)
+                    written += result.written
+                    skipped += result.skipped
+                if failed is not None or taken >= WRITE_BATCH_PAGES or not self.outstanding:
                     break
                 try:
-                    item = pages.get_nowait()
+                    item = self.pages.get_nowait()
                 except queue.Empty:
                     break
-            return list(groups.values()), None
+            side_done, side_written, side_skipped = self.side_figures
+            self.side_figures[:] = [0, 0, 0]
+            self.context.tick(
+                done=done + side_done, written=written + side_written, skipped=skipped + side_skipped
+            )
+        if failed is not None:
+            raise failed
 
-        try:
-            while outstanding:
-                item: Item = pages.get()
-                if isinstance(item, _Written):  # counted with the next pages this writer commits
-                    take(item, 0)
+    def fetch_and_write(self) -> None:
+        if self.referenced and _SideWriter.wanted():
+            self.side = _SideWriter(self.put, self.stop)
+        with ThreadPoolExecutor(
+            max_workers=settings.HUBSPOT_SYNC_CONCURRENCY, thread_name_prefix="sync"
+        ) as self.pool:
+            for spec in self.listed:
+                state = self.cursors.get(spec.name, {})
+                if state.get("done"):
                     continue
-                # What is waiting in the queue is written together, pages of one type as one page: a statement
-                # per kind of write and a call per hook for all of them, in one transaction with one progress
-                # tick that saves the cursor with them (a crash resumes after the last page committed). The
-                # transaction goes on while pages keep waiting, up to WRITE_BATCH_PAGES, and never waits for a
-                # fetcher; when HubSpot's rate limit paces the fetchers, that is a page at a time.
-                done = written = skipped = taken = 0
-                failed: BaseException | None = None
-                with transaction.atomic():
-                    while True:
-                        groups, failed = take(item, WRITE_BATCH_PAGES - taken)
-                        for group in groups:
-                            result = write(group[0].spec, group[0].listed, group)
-                            taken += len(group)
-                            done += sum(len(page.prepared.records) for page in group)
-                            written += result.written
-                            skipped += result.skipped
-                        if failed is not None or taken >= WRITE_BATCH_PAGES or not outstanding:
-                            break
-                        try:
-                            item = pages.get_nowait()
-                        except queue.Empty:
-                            break
-                    done, written, skipped = (
-                        done + side_figures[0],
-                        written + side_figures[1],
-                        skipped + side_figures[2],
-                    )
-                    side_figures[:] = [0, 0, 0]
-                    context.tick(done=done, written=written, skipped=skipped)
-                if failed is not None:
-                    raise failed
-                if outstanding == 0:
-                    # Every scan and read is done: the ids left over make the last, short batches.
-                    for name in pending_refs:
-                        submit_refs(name, flush=True)
-        finally:
-            if side is not None and not stop.is_set() and not outstanding:
-                side.close()
-            stop.set()
-            if side is not None:
-                side.thread.join()
-    # Edges whose inline list was cut off at one page, read in full by v4.
-    for (from_type, to_type), ids in truncated.items():
-        _read_associations(registry.get(from_type), to_type, sorted(ids))
-    # Records referenced by an edge but not fetched (a resumed run, or a batch that lost them).
-    started = datetime.fromisoformat(run.cursor["started"])
-    for spec in referenced.values():
-        # Records referenced by an edge but not fetched, then the cache's own records this run has not seen
-        # (a line item no order or cart in the run names may still be in HubSpot): each is read by its id,
-        # so what is archived below is only what HubSpot answered not-found for.
-        unseen = [
-            i
-            for i in spec.model._default_manager.filter(archived=False)
-            .exclude(synced_at__gte=started)
-            .values_list("hubspot_id", flat=True)
-            if i not in not_found[spec.name]
-        ]
-        for wanted in (_missing_references(spec), unseen):
-            for batch in cache.chunks(wanted, BATCH_READ):
-                fetched = client.batch_read(spec.name, batch, properties=names[spec.name])
-                not_found[spec.name].update(map(str, fetched.missing))
-                upserted = cache.upsert_records(spec, fetched.results, run_hooks=False, full_run=True)
-                cache.run_after_upsert(spec, [str(r.id) for r in fetched.results], full_run=True)
-                run.progress_total = (run.progress_total or 0) + len(batch)
-                context.tick(done=len(batch), written=upserted.written, skipped=upserted.skipped)
-    _finish_full(context, specs, not_found)
+                self.outstanding += 1
+                self.pool.submit(self.list_all, spec, state.get("after"))
+            try:
+                while self.outstanding:
+                    item: Item = self.pages.get()
+                    if isinstance(item, _Written):  # counted with the next pages this writer commits
+                        self.take(item, 0)
+                        continue
+                    self.write_waiting(item)
+                    if self.outstanding == 0:
+                        # Every scan and read is done: the ids left over make the last, short batches.
+                        for name in self.pending_refs:
+                            self.submit_refs(name, flush=True)
+            finally:
+                if self.side is not None and not self.stop.is_set() and not self.outstanding:
+                    self.side.close()
+                self.stop.set()
+                if self.side is not None:
+                    self.side.thread.join()
+
+    def read_leftovers(self) -> None:
+        """After the lists and their reads: edges whose inline list was cut off at one page, read in full by
+        v4; then, for each type fetched by reference, the records referenced by an edge but not fetched (a
+        resumed run, or a batch that lost them) and the cache's own records this run has not seen (a line
+        item no order or cart in the run names may still be in HubSpot), each read by its id, so what is
+        archived at the end is only what HubSpot answered not-found for."""
+        for (from_type, to_type), ids in self.truncated.items():
+            _read_associations(registry.get(from_type), to_type, sorted(ids))
+        started = datetime.fromisoformat(self.run.cursor["started"])
+        for spec in self.referenced.values():
+            unseen = [
+                i
+                for i in spec.model._default_manager.filter(archived=False)
+                .exclude(synced_at__gte=started)
+                .values_list("hubspot_id", flat=True)
+                if i not in self.not_found[spec.name]
+            ]
+            for wanted in (_missing_references(spec), unseen):
+                for batch in cache.chunks(wanted, BATCH_READ):
+                    fetched = client.batch_read(spec.name, batch, properties=self.names[spec.name])
+                    self.not_found[spec.name].update(map(str, fetched.missing))
+                    upserted = cache.upsert_records(spec, fetched.results, run_hooks=False, full_run=True)
+                    cache.run_after_upsert(spec, [str(r.id) for r in fetched.results], full_run=True)
+                    self.run.progress_total = (self.run.progress_total or 0) + len(batch)
+                    self.context.tick(done=len(batch), written=upserted.written, skipped=upserted.skipped)
 
 
 def _finish_full(context: RunContext, specs: Sequence[MirrorType], not_found: Mapping[str, set[str]]) -> None:
