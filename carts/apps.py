@@ -36,3 +36,7 @@ class CartsConfig(AppConfig):
         from carts.attribution import register_hooks
 
         register_hooks()
+        # Contacts written (a changed address or consent): their carts' stored recovery state.
+        from carts import recovery_state
+
+        recovery_state.register_hooks()

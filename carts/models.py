@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import models
@@ -78,6 +78,46 @@ def looks_like_email(email: str) -> bool:
     return bool(at and local and "." in domain and not any(ord(ch) < 33 for ch in email.strip()))
 
 
+def recovery_state_expression() -> Case:
+    """A cart's recovery state worked out in SQL from what it depends on (what the stored column must equal).
+
+    Order of precedence: recovered (ordered after an email), unsubscribed, clicked, emailed, not emailable,
+    new."""
+    suppressed = Exists(Suppression.objects.filter(email=Lower(OuterRef("customer_email"))))
+    not_emailable = (
+        Q(cart_url="")
+        | Q(customer_email="")
+        | Q(order_hubspot_id__gt="")
+        | Q(status__in=completed_statuses())
+    )
+    if settings.CARTS_CONSENT_POLICY == "marketing":
+        from hubspot.models import Contact
+
+        consent = Contact.objects.filter(
+            hubspot_id=OuterRef("contact_hubspot_id"),
+            **{f"properties__{settings.CARTS_CONSENT_PROPERTY}": "true"},
+        )
+        not_emailable = not_emailable | Q(~Exists(consent))
+    return Case(
+        When(
+            Q(order_hubspot_id__gt="") & ~Q(email_state=EmailState.NEW),
+            then=Value(RecoveryState.RECOVERED.value),
+        ),
+        When(suppressed, then=Value(RecoveryState.UNSUBSCRIBED.value)),
+        When(email_state=EmailState.CLICKED, then=Value(RecoveryState.CLICKED.value)),
+        When(email_state=EmailState.EMAILED, then=Value(RecoveryState.EMAILED.value)),
+        When(not_emailable, then=Value(RecoveryState.NOT_EMAILABLE.value)),
+        default=Value(RecoveryState.NEW.value),
+        output_field=models.CharField(),
+    )
+
+
+# The columns of a cart its recovery state depends on (a save naming none of them leaves the state alone).
+RECOVERY_STATE_INPUTS = frozenset(
+    {"cart_url", "customer_email", "order_hubspot_id", "status", "email_state", "contact_hubspot_id"}
+)
+
+
 class CartQuerySet(models.QuerySet["Cart"]):
     def live(self) -> CartQuerySet:
         return self.filter(archived=False)
@@ -92,39 +132,14 @@ class CartQuerySet(models.QuerySet["Cart"]):
         )
 
     def with_recovery_state(self) -> CartQuerySet:
-        """Annotate ``recovery_state`` (a RecoveryState value). ``last_email_at`` is a column of the cart.
+        """The carts, whose ``recovery_state`` column (a RecoveryState value) is current: it is stored and
+        kept by carts.recovery_state at every change that affects it; a change of the settings it depends on
+        (the consent policy, the completed statuses) recomputes every cart once, here. ``last_email_at`` is
+        a column of the cart too."""
+        from carts.recovery_state import recovery_state_ensure_current
 
-        Order of precedence: recovered (ordered after an email), unsubscribed, clicked, emailed,
-        not emailable, new."""
-        suppressed = Exists(Suppression.objects.filter(email=Lower(OuterRef("customer_email"))))
-        not_emailable = (
-            Q(cart_url="")
-            | Q(customer_email="")
-            | Q(order_hubspot_id__gt="")
-            | Q(status__in=completed_statuses())
-        )
-        if settings.CARTS_CONSENT_POLICY == "marketing":
-            from hubspot.models import Contact
-
-            consent = Contact.objects.filter(
-                hubspot_id=OuterRef("contact_hubspot_id"),
-                **{f"properties__{settings.CARTS_CONSENT_PROPERTY}": "true"},
-            )
-            not_emailable = not_emailable | Q(~Exists(consent))
-        return self.annotate(
-            recovery_state=Case(
-                When(
-                    Q(order_hubspot_id__gt="") & ~Q(email_state=EmailState.NEW),
-                    then=Value(RecoveryState.RECOVERED.value),
-                ),
-                When(suppressed, then=Value(RecoveryState.UNSUBSCRIBED.value)),
-                When(email_state=EmailState.CLICKED, then=Value(RecoveryState.CLICKED.value)),
-                When(email_state=EmailState.EMAILED, then=Value(RecoveryState.EMAILED.value)),
-                When(not_emailable, then=Value(RecoveryState.NOT_EMAILABLE.value)),
-                default=Value(RecoveryState.NEW.value),
-                output_field=models.CharField(),
-            )
-        )
+        recovery_state_ensure_current()
+        return self
 
     def search(self, q: str) -> CartQuerySet:
         """Carts whose contact's email or name, cart name, or HubSpot / external cart id contains ``q``."""
@@ -162,6 +177,9 @@ class Cart(MirroredObject):
     # When the cart was abandoned (its last change in HubSpot before it counted as abandoned), set once by
     # the sequence tick: the steps' delays count from it, and our own property writes don't move it.
     abandoned_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # What the list shows (RecoveryState): stored, and kept exact by carts.recovery_state at every change that
+    # affects it (a send, click, unsubscribe, suppression change, sync of the cart or its contact, settings).
+    recovery_state = models.CharField(max_length=16, choices=RecoveryState.choices, default=RecoveryState.NEW)
     # The recovery properties (carts.writeback) changed here and are still to be written to HubSpot.
     writeback_due = models.BooleanField(default=False, db_index=True)
 
@@ -174,10 +192,33 @@ class Cart(MirroredObject):
             # The carts list's sorts (newest or oldest change, value): read a page in index order.
             models.Index(fields=["remote_updated_at", "id"], name="cart_recent"),
             models.Index(fields=["total"], name="cart_total"),
+            # The list's tab counts and state filter over the abandoned range, read from the index alone, and
+            # its pages in index order (newest or oldest change; value).
+            models.Index(
+                fields=[
+                    "archived",
+                    "recovery_state",
+                    "remote_updated_at",
+                    "email_state",
+                    "order_hubspot_id",
+                    "status",
+                ],
+                name="cart_state_recent",
+            ),
+            models.Index(fields=["archived", "recovery_state", "total"], name="cart_state_total"),
         ]
 
     def __str__(self) -> str:
         return self.name or f"Cart {self.hubspot_id}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        super().save(*args, **kwargs)
+        fields = kwargs.get("update_fields")
+        if fields is None or RECOVERY_STATE_INPUTS & set(fields):
+            from carts.recovery_state import recovery_state_refresh
+
+            recovery_state_refresh(Cart.objects.filter(pk=self.pk))
+            self.recovery_state = Cart.objects.values_list("recovery_state", flat=True).get(pk=self.pk)
 
     def contact(self) -> Contact | None:
         from hubspot.models import Contact
@@ -487,4 +528,3 @@ class Recovery(models.Model):
 
     def __str__(self) -> str:
         return f"Recovery of cart {self.cart_id} ({self.by})"
-

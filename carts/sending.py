@@ -40,6 +40,7 @@ from carts.models import (
     is_web_link,
     normalize_email,
 )
+from carts.recovery_state import recovery_state_refresh
 from carts.rendering import render_recovery_email
 
 logger = logging.getLogger(__name__)
@@ -278,6 +279,7 @@ def _sent(send: RecoverySend) -> str:
         if Cart.objects.filter(pk=send.cart_id, email_state=EmailState.NEW).update(
             email_state=EmailState.EMAILED
         ):
+            recovery_state_refresh(Cart.objects.filter(pk=send.cart_id))
             _log(send, EventKind.STATE_CHANGED, "Emailed")
     _finish_bulk(send)
     return SendStatus.SENT

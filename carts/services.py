@@ -32,6 +32,7 @@ from carts.models import (
     is_web_link,
     normalize_email,
 )
+from carts.recovery_state import recovery_state_refresh, recovery_state_refresh_email
 from carts.rendering import check_recovery_template as check_recovery_template
 from carts.rendering import render_recovery_email
 from hubspot import registry
@@ -57,6 +58,7 @@ def carts_refresh_links_all(spec: MirrorType) -> None:
     denormalize_contact(Cart, "carts", None)
     copy_first_edge(Cart, "carts", "orders", "order_hubspot_id")
     carts_log_recoveries(None)
+    recovery_state_refresh(None)
 
 
 def carts_link_columns(
@@ -81,6 +83,7 @@ def carts_refresh_links(spec: MirrorType, hubspot_ids: Sequence[str]) -> None:
         denormalize_contact(Cart, "carts", chunk)
         _link_orders(chunk)
         carts_log_recoveries(chunk)
+        recovery_state_refresh(Cart.objects.filter(hubspot_id__in=chunk))
 
 
 RECOVERED = "Recovered: the cart became order {order} after a recovery email"
@@ -397,6 +400,7 @@ def suppression_add(
     )
     if created:
         _carts_of(address).update(writeback_due=True)  # their recovery state in HubSpot: unsubscribed
+        recovery_state_refresh_email(address)
         label = SuppressionSource(source).label if source in SuppressionSource.values else source
         for cart in _carts_of(address).only("pk")[:1000]:
             cart_event_log(
@@ -415,6 +419,7 @@ def suppression_remove(*, suppression: Suppression, by: AbstractBaseUser | None,
     email = suppression.email or ""
     suppression.delete()
     if email:
+        recovery_state_refresh_email(email)
         who = getattr(by, "get_username", lambda: "")()
         text = f"Removed from the suppression list by {who}" if who else "Removed from the suppression list"
         for cart in _carts_of(email).only("pk")[:1000]:
@@ -454,6 +459,7 @@ def click(token: str) -> str:
         .exclude(email_state=EmailState.CLICKED)
         .update(email_state=EmailState.CLICKED)
     ):
+        recovery_state_refresh(Cart.objects.filter(pk=cart.pk))
         cart_event_log(cart=cart, kind=EventKind.STATE_CHANGED, message="Clicked", send=send)
     return cart.cart_url if is_web_link(cart.cart_url) else ""
 
