@@ -328,8 +328,6 @@ def _changed_ids(rows: Any, column: str, since: datetime, upto: datetime) -> tup
 
 def changes_since(pipeline: Pipeline, filters: dict[str, Any], seen: str) -> BoardChanges | None:
     """What changed on the board since the version ``seen`` (None: nothing did)."""
-    from hubspot.models import Change
-
     current = version(pipeline)
     if seen == current:
         return None

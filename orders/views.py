@@ -14,7 +14,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import push_url, replace_url, trigger_client_event
 
+from hubspot.models import Change
 from hubspot.permissions import SUPPORT, group_required
+from hubspot.tasks import refresh_records_task
 from hubspot.views import HtmxHttpRequest
 from orders import board as boards
 from orders import details, export, services
@@ -392,8 +394,6 @@ def drawer(request: HtmxHttpRequest, hubspot_id: str) -> HttpResponse:
 
 
 def drawer_context(order: Order) -> dict[str, Any]:
-    from hubspot.models import Change
-
     associated = details.associated(order)
     groups = details.property_groups(order)
     context = {
@@ -463,8 +463,6 @@ def property_save(request: HtmxHttpRequest, hubspot_id: str, name: str) -> HttpR
 @require_POST
 def resync(request: HtmxHttpRequest, hubspot_id: str) -> HttpResponse:
     """Read this order from HubSpot again, in the background."""
-    from hubspot.tasks import refresh_records_task
-
     order = get_object_or_404(Order, hubspot_id=hubspot_id)
     refresh_records_task.delay("orders", [order.hubspot_id])
     messages.success(request, "Reading this order from HubSpot again; the page updates when it's done.")
