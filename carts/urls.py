@@ -1,6 +1,6 @@
 from django.urls import path
 
-from carts import recovery_views, views
+from carts import recovery_views, sequence_views, views
 
 app_name = "carts"
 urlpatterns = [
@@ -12,6 +12,7 @@ urlpatterns = [
     path("templates/preview/<str:token>/", views.template_preview_html, name="template-preview-html"),
     path("templates/<id:template_pk>/", views.template_edit, name="template"),
     path("templates/<id:template_pk>/test/", views.template_test, name="template-test"),
+    path("sequence/", sequence_views.sequence_settings_page, name="sequence"),
     path("suppressions/", views.suppressions, name="suppressions"),
     path("suppressions/remove/", views.suppression_delete, name="suppression-remove"),
     path("mailbox/", views.mailbox, name="mailbox"),

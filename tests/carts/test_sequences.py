@@ -202,3 +202,67 @@ def test_the_tick_makes_the_same_number_of_queries_for_more_carts(
         counts.append(len(queries))
         assert RecoverySend.objects.filter(to_email__startswith=f"count{index}").count() == 2
     assert counts[0] == counts[1]
+
+
+# --- the settings page and the drawer's block -------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=False)
+class TestSettingsPage:
+    def test_a_pipeline_admin_changes_the_steps_and_switches_it_on(self, client: Any) -> None:
+        from carts.models import SequenceStep
+        from tests import factories
+
+        client.force_login(factories.pipeline_admin())
+        page = client.get("/carts/sequence/")
+        assert page.status_code == 200 and b'name="delay_2"' in page.content
+        form = {"enabled": "on", "delay_1": "2", "on_1": "on", "delay_2": "30", "delay_3": "96", "on_3": "on"}
+        saved = client.post("/carts/sequence/", form)
+        assert saved.status_code == 302
+        assert SequenceSettings.objects.get(pk=1).enabled
+        steps = {s.step: (s.delay_minutes, s.enabled) for s in SequenceStep.objects.all()}
+        assert steps == {1: (120, True), 2: (1800, False), 3: (5760, True)}
+
+    def test_steps_out_of_order_or_hostile_input_are_refused_without_a_500(self, client: Any) -> None:
+        from tests import factories
+
+        client.force_login(factories.pipeline_admin())
+        client.get("/carts/sequence/")
+        for form in (
+            {"delay_1": "30", "delay_2": "2", "delay_3": "96"},
+            {"delay_1": "-1", "delay_2": "2", "delay_3": "96"},
+            {"delay_1": "1\x00", "delay_2": "99999999999", "delay_3": "x", "template_1": "nope"},
+        ):
+            answer = client.post("/carts/sequence/", form)
+            assert answer.status_code == 200
+        assert not SequenceSettings.objects.get(pk=1).enabled
+
+    def test_support_reads_it_but_may_not_change_it(self, support_client: Any) -> None:
+        page = support_client.get("/carts/sequence/")
+        assert page.status_code == 200 and b"disabled" in page.content and b"Save" not in page.content
+        assert support_client.post("/carts/sequence/", {"enabled": "on"}).status_code == 403
+        assert not SequenceSettings.objects.get(pk=1).enabled
+
+    def test_the_drawer_shows_each_step(self, support_client: Any) -> None:
+        from django.utils import timezone
+
+        cart = Cart.objects.create(
+            hubspot_id="77001",
+            name="Drawer cart",
+            cart_url="https://shop.example/cart/1",
+            customer_email="drawer@example.com",
+            remote_updated_at=timezone.now() - timedelta(hours=3),
+            abandoned_at=timezone.now() - timedelta(hours=3),
+        )
+        RecoverySend.objects.create(
+            cart=cart,
+            step=1,
+            to_email="drawer@example.com",
+            status=SendStatus.SKIPPED,
+            reason="Test reason",
+            token="t-drawer",
+        )
+        page = support_client.get(f"/carts/{cart.hubspot_id}/")
+        assert page.status_code == 200
+        assert b'data-step-state="skipped"' in page.content and b"Test reason" in page.content
+        assert b'data-step-state="off"' in page.content
