@@ -15,3 +15,17 @@ class IdConverter:
 
     def to_url(self, value: int | str) -> str:
         return str(value)
+
+
+class KeyConverter:
+    """A HubSpot id or property name in a path (digits, "tmp-…" ids, snake_case names): word characters,
+    dashes and dots, at most 100. A NUL byte or other control character matches no URL (a 404), where ``str``
+    passed it on to PostgreSQL, which refuses it in text with an error."""
+
+    regex = r"[-\w.]{1,100}"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return str(value)

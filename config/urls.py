@@ -8,12 +8,14 @@ from django.views.decorators.http import require_GET
 
 from carts import public as carts_public
 from config import lookups
-from config.converters import IdConverter
+from config.converters import IdConverter, KeyConverter
 from config.login_throttle import ThrottledAdminLoginForm, ThrottledLoginForm
 from hubspot import views as hubspot_views
 
 # <id:…> in every app's URLs: an id too large for the database is no URL at all (404), never a query error.
 register_converter(IdConverter, "id")
+# <key:…> for HubSpot ids and property names: no NUL bytes or control characters reach a query.
+register_converter(KeyConverter, "key")
 # Nor is one sent in a form field that lists ids (``__in``): it matches nothing.
 lookups.register()
 

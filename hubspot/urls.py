@@ -11,6 +11,6 @@ urlpatterns = [
     path("outbox/", views.outbox_section, name="outbox"),
     path("outbox/bulk/", views.outbox_bulk, name="outbox-bulk"),
     path("changes/<id:pk>/<slug:action>/", views.change_action, name="change-action"),
-    path("records/<slug:object_type>/<str:object_id>/state/", views.record_state, name="record-state"),
-    path("records/<slug:object_type>/<str:object_id>/", views.record_changes, name="record-changes"),
+    path("records/<slug:object_type>/<key:object_id>/state/", views.record_state, name="record-state"),
+    path("records/<slug:object_type>/<key:object_id>/", views.record_changes, name="record-changes"),
 ]

@@ -322,3 +322,17 @@ def test_heartbeats_are_not_added_in_the_admin(world: Dataset) -> None:
     client = client_for("both", world)
     assert client.get("/admin/hubspot/workerheartbeat/add/").status_code == 403
     assert client.post("/admin/hubspot/workerheartbeat/add/", {}).status_code == 403
+
+
+def test_a_nul_byte_in_a_record_id_is_no_url(world: Dataset) -> None:
+    # PostgreSQL refuses NUL in text: the id reached a query and gave a 500.
+    client = client_for("support", world)
+    order = world.orders[0].hubspot_id
+    for path in (
+        "/boards/orders/nul%00byte/",
+        "/boards/orders/nul%00byte/move/",
+        f"/boards/orders/{order}/properties/nul%00byte/",
+        "/sync/records/orders/nul%00byte/state/",
+    ):
+        assert client.get(path).status_code == 404, path
+    assert client.get(f"/boards/orders/{order}/").status_code == 200
