@@ -12,6 +12,7 @@ from django.db.models import Q
 from hubspot import registry
 from hubspot.cache import chunks, id_list
 from hubspot.registry import MirrorType
+from hubspot.services import contact_columns, denormalize_contact
 from orders.models import Order
 from pipelines.models import Stage
 
@@ -66,8 +67,6 @@ def orders_resolve_stages() -> int:
 
 def orders_refresh_customer_all(spec: MirrorType) -> None:
     """Every order's copy of its contact, set-based (the end of a full run)."""
-    from hubspot.services import denormalize_contact
-
     denormalize_contact(Order, "orders", None)
 
 
@@ -75,16 +74,12 @@ def orders_customer_columns(
     spec: MirrorType, rows: list[dict[str, Any]], associations: Mapping[str, Mapping[str, Sequence[str]]]
 ) -> None:
     """A full run's rows get their contact's copy from the edges the page brought (see contact_columns)."""
-    from hubspot.services import contact_columns
-
     contact_columns(spec, rows, associations)
 
 
 @registry.whole_table(orders_refresh_customer_all, rows=orders_customer_columns)
 def orders_refresh_customer(spec: MirrorType, hubspot_ids: Sequence[str]) -> None:
     """Copy each order's associated contact (name, email) onto the order, for cards and search."""
-    from hubspot.services import denormalize_contact
-
     for chunk in chunks(list(hubspot_ids), 500):
         denormalize_contact(Order, "orders", chunk)
 
