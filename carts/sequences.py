@@ -211,9 +211,10 @@ def sequence_tick(now: datetime | None = None) -> int:
     from carts import tasks
 
     now = now or timezone.now()
+    # Noted even while the sequence is off: switched on, it counts from when carts were really abandoned.
+    anchor_abandoned(now)
     if not sequence_settings().enabled:
         return 0
-    anchor_abandoned(now)
     steps = [step for step in sequence_steps() if step.enabled]
     carts = _open_stores(_running(), now)
     if carts is None or not steps:

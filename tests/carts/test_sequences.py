@@ -161,6 +161,36 @@ def test_a_manual_send_counts_as_its_step(
     assert RecoverySend.objects.get(cart=cart, step=2).requested_by is None
 
 
+def test_a_sequence_stops_at_an_unsubscribe_or_a_changed_contact(
+    portal: Portal, smtp_server: SmtpServer, sequence_on: dict[int, RecoveryTemplate], settings: Any
+) -> None:
+    from carts.services import suppression_add
+
+    settings.CARTS_SEND_WINDOW = "00:00-23:59"
+    settings.CARTS_EMAIL_CAP_HOURS = 0
+    t0 = datetime.now(ZoneInfo("UTC")) - timedelta(hours=2)
+    leaving = _night_cart(portal, "leaving@example.com", t0)
+    moved = _night_cart(portal, "moved@example.com", t0)
+    assert sequences.sequence_tick(now=t0 + timedelta(hours=1)) == 2
+    for send in RecoverySend.objects.filter(cart__in=[leaving, moved]):
+        assert sending.recovery_send_deliver(send_id=send.pk) == SendStatus.SENT
+
+    suppression_add(email="leaving@example.com", reason="asked", source="staff")
+    other = portal.create_contact("someone-else@example.com", "Other")
+    portal.dissociate("carts", moved.hubspot_id, "contacts", moved.contact_hubspot_id)
+    portal.associate("carts", moved.hubspot_id, "contacts", other)
+    sync.refresh_records("contacts", [other])
+    sync.refresh_records("carts", [moved.hubspot_id])
+
+    assert sequences.sequence_tick(now=t0 + timedelta(hours=24)) == 0
+    assert not RecoverySend.objects.filter(step=2).exists()
+    moved.refresh_from_db()
+    assert sequences.cart_steps(moved, now=t0 + timedelta(hours=24))[1].state == "stopped"
+    assert sequences.cart_steps(moved, now=t0 + timedelta(hours=24))[1].why == sending.CONTACT_CHANGED
+    leaving.refresh_from_db()
+    assert sequences.cart_steps(leaving, now=t0 + timedelta(hours=24))[1].why == "Unsubscribed"
+
+
 def test_a_step_waits_for_the_frequency_cap_instead_of_being_skipped(
     portal: Portal, smtp_server: SmtpServer, sequence_on: dict[int, RecoveryTemplate], settings: Any
 ) -> None:
