@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from django import template
+from typing import Any
 
-from carts.dashboard import Row
+from django import template
+from django.utils.safestring import SafeString
+
+from carts.dashboard import Row, chart_bars_html, table_rows_html
 
 register = template.Library()
 
@@ -13,3 +16,13 @@ register = template.Library()
 def link_for(row: Row, outcome: str) -> str:
     """The carts list behind one figure of a dashboard row: ``{{ row|link_for:'clicked' }}``."""
     return row.link(outcome)
+
+
+@register.filter
+def table_rows(rows: list[Row]) -> SafeString:
+    return table_rows_html(rows)
+
+
+@register.filter
+def chart_bars(drawn: dict[str, Any]) -> SafeString:
+    return chart_bars_html(drawn)
