@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import F, QuerySet
+from django.db.models.signals import post_delete, post_save
 
-from carts.models import Cart, normalize_email, recovery_state_expression
+from carts.models import Cart, Suppression, normalize_email, recovery_state_expression
 from hubspot.cache import chunks
+from hubspot.models import Contact
 from hubspot.registry import MirrorType
 
 
@@ -47,26 +50,29 @@ def recovery_state_refresh_email(email: str) -> int:
     return recovery_state_refresh(Cart.objects.filter(customer_email__iexact=address))
 
 
-def _settings_key() -> str:
-    """A cache key naming the settings the state depends on: another value is another key."""
+SETTINGS_KEY = "carts:recovery-state-settings"
+
+
+def _settings_digest() -> str:
+    """What the settings the state depends on are now (another value, another digest)."""
     parts = [
         settings.CARTS_CONSENT_POLICY,
         settings.CARTS_CONSENT_PROPERTY,
         ",".join(sorted(settings.CARTS_COMPLETED_STATUSES)),
     ]
-    digest = hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
-    return f"carts:recovery-state-settings:{digest}"
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
 
 
 def recovery_state_ensure_current() -> None:
     """Recompute every cart once when the consent policy, its property or the completed statuses change (the
-    stored states were worked out under other settings). A cache key per settings value remembers it was done;
-    a lost key costs one recompute, which writes only the carts whose state differs."""
-    key = _settings_key()
-    if cache.get(key):
+    stored states were worked out under other settings). The cache remembers the settings the states were
+    last worked out under; a lost entry costs one recompute, which writes only the carts whose state
+    differs."""
+    digest = _settings_digest()
+    if cache.get(SETTINGS_KEY) == digest:
         return
     recovery_state_refresh()
-    cache.set(key, True, timeout=None)
+    cache.set(SETTINGS_KEY, digest, timeout=None)
 
 
 def recovery_state_after_upsert(spec: MirrorType, hubspot_ids: Sequence[str]) -> None:
@@ -83,9 +89,25 @@ def recovery_state_whole_table(spec: MirrorType) -> None:
     recovery_state_refresh()
 
 
+def _suppression_changed(sender: type[Suppression], instance: Suppression, **kwargs: Any) -> None:
+    if instance.email:
+        recovery_state_refresh_email(instance.email)
+
+
+def _contact_saved(sender: type[Contact], instance: Contact, **kwargs: Any) -> None:
+    if instance.hubspot_id:
+        recovery_state_refresh(Cart.objects.filter(contact_hubspot_id=instance.hubspot_id))
+
+
 def register_hooks() -> None:
-    """From carts' AppConfig.ready."""
+    """From carts' AppConfig.ready: after sync writes (the cache's hooks), and after a suppression or a
+    contact is saved or deleted one by one (the ORM's signals)."""
     from hubspot import registry
 
     registry.whole_table(recovery_state_whole_table)(recovery_state_after_upsert)
     registry.add_hook_to_every_type(after_upsert=recovery_state_after_upsert)
+    for signal in (post_save, post_delete):
+        signal.connect(
+            _suppression_changed, sender=Suppression, dispatch_uid=f"carts-state-{signal}-suppression"
+        )
+        signal.connect(_contact_saved, sender=Contact, dispatch_uid=f"carts-state-{signal}-contact")
