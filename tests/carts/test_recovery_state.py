@@ -1,6 +1,7 @@
 """The carts' stored recovery state (``Cart.recovery_state``) equals the state worked out from what it
 depends on after each kind of change: a send, a click, an unsubscribe, a suppression added or removed, a sync
-of the cart or of its contact (the sandbox over HTTP), an order arriving, and a change of the consent policy."""
+of the cart or of its contact (the sandbox over HTTP), an order arriving, and a change of the
+consent policy."""
 
 from __future__ import annotations
 
