@@ -25,6 +25,7 @@ from unittest import mock
 
 from django.contrib.auth.models import Group, User
 from django.db import connection
+from django.db.models import Max
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -190,7 +191,7 @@ def measure_dashboard(repeat: int) -> dict[str, Any]:
 
 def measure_attribution(orders: int, now: datetime) -> dict[str, Any]:
     """``orders`` new orders for emailed carts without one, with their edges; the orders' hooks run."""
-    from carts.models import Cart, Recovery
+    from carts.models import Cart, Recovery, RecoverySend
     from hubspot import registry
     from hubspot.cache import run_after_upsert
     from hubspot.models import Association
@@ -203,16 +204,27 @@ def measure_attribution(orders: int, now: datetime) -> dict[str, Any]:
         .order_by("pk")
         .values_list("hubspot_id", flat=True)[:orders]
     )
-    order_rows, edges = [], []
+    # Most orders come within the attribution window after the cart's last email, some later.
+    last_sent = dict(
+        RecoverySend.objects.filter(cart__hubspot_id__in=carts, sent_at__isnull=False)
+        .values("cart__hubspot_id")
+        .annotate(last=Max("sent_at"))
+        .order_by()
+        .values_list("cart__hubspot_id", "last")
+    )
+    order_rows: list[dict[str, Any]] = []
+    edges = []
     for n, cart_id in enumerate(carts):
         order_id = str(43_000_000_000 + n)
+        sent = last_sent.get(cart_id)
+        created = sent + timedelta(hours=rng.randint(1, 9 * 24)) if sent else now
         order_rows.append(
             {
                 "hubspot_id": order_id,
                 "name": f"Order {n}",
                 "total": Decimal(rng.randint(500, 40000)) / 100,
                 "currency": rng.choice(CURRENCIES),
-                "remote_created_at": now - timedelta(minutes=rng.randint(0, 60 * 24 * 60)),
+                "remote_created_at": created,
                 "remote_updated_at": now,
                 "synced_at": now,
                 "properties": {},
