@@ -153,6 +153,10 @@ def contact_erase(email: str) -> dict[str, int]:
         sends = _sends_of(address).update(to_email="", contact_hubspot_id="", reason="", message_id="")
         events, _ = CartEvent.objects.filter(cart_id__in=cart_ids).delete()
         carts = Cart.objects.filter(pk__in=cart_ids).update(customer_email="", customer_name="")
+        # No address: the carts' stored recovery state follows (carts.recovery_state).
+        from carts.recovery_state import recovery_state_refresh
+
+        recovery_state_refresh(Cart.objects.filter(pk__in=cart_ids))
         hashed = email_hash(address)
         updated = Suppression.objects.filter(email_hash=hashed).update(email=None, reason="")
         if not updated:
