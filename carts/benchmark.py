@@ -97,6 +97,10 @@ def seed_list(n: int) -> None:
             for c in range(0, customers, 100)
         ]
     )
+    # The rows went in raw: their stored recovery state, as the services keep it.
+    from carts.recovery_state import recovery_state_refresh
+
+    recovery_state_refresh()
     analyze()
 
 
