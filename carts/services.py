@@ -10,9 +10,11 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
+from django.template import TemplateSyntaxError
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
@@ -362,18 +364,79 @@ def bulk_send_finish(*, bulk_id: int) -> None:
         BulkSend.objects.filter(pk=bulk_id, finished_at__isnull=True).update(finished_at=timezone.now())
 
 
+def _test_key(template_id: int, user_id: int | None) -> str:
+    return f"carts:template-test:{template_id}:{user_id or 0}"
+
+
+TEST_OUTCOME_TTL_S = 24 * 3600
+
+
 def template_test_send(
     *, template: RecoveryTemplate, cart: Cart | None, to_email: str, by: AbstractBaseUser | None
 ) -> None:
-    """Send the template, rendered with a cart's data (or a sample cart), to a staff member at once. It is no
-    recovery send: no guard, no log, and its links are stand-ins."""
+    """Queue a test send of the template, rendered with a cart's data (or a sample cart), to a staff member:
+    a worker sends it (web requests never talk SMTP). It is no recovery send: no guard, no log, and its links
+    are stand-ins. What became of it is kept for the template's page (``template_test_outcome``)."""
+    from carts.tasks import template_test_send_task
+
+    user_id = getattr(by, "pk", None)
+    key = _test_key(template.pk, user_id)
+    cache.set(key, {"status": "queued", "to": to_email, "error": ""}, TEST_OUTCOME_TTL_S)
+    args = (template.pk, cart.pk if cart is not None else None, to_email, user_id)
+
+    def queue() -> None:
+        try:
+            template_test_send_task.delay(*args)
+        except OperationalError as exc:
+            cache.set(
+                key,
+                {"status": "failed", "to": to_email, "error": f"no worker queue ({exc})"},
+                TEST_OUTCOME_TTL_S,
+            )
+
+    transaction.on_commit(queue)
+
+
+def template_test_deliver(
+    *, template_id: int, cart_id: int | None, to_email: str, user_id: int | None
+) -> str:
+    """The worker's part of a test send: render and send it at once; the outcome ("sent", or "failed" with
+    the mail server's answer) is kept for the template's page. Returns the outcome."""
+    import smtplib
+
     from carts.sending import build_message, sample_cart
 
-    subject, text, html = render_recovery_email(cart=cart or sample_cart(), template=template)
-    message = build_message(
-        subject=f"[Test] {subject}", text=text, html=html, to_email=to_email, unsubscribe=None
-    )
-    message.send(fail_silently=False)
+    key = _test_key(template_id, user_id)
+    template = RecoveryTemplate.objects.filter(pk=template_id).first()
+    if template is None:
+        cache.delete(key)
+        return "gone"
+    cart = Cart.objects.filter(pk=cart_id).first() if cart_id is not None else None
+    try:
+        subject, text, html = render_recovery_email(cart=cart or sample_cart(), template=template)
+        message = build_message(
+            subject=f"[Test] {subject}", text=text, html=html, to_email=to_email, unsubscribe=None
+        )
+        message.send(fail_silently=False)
+    except (OSError, smtplib.SMTPException, TemplateSyntaxError) as error:
+        cache.set(key, {"status": "failed", "to": to_email, "error": str(error)[:500]}, TEST_OUTCOME_TTL_S)
+        return "failed"
+    cache.set(key, {"status": "sent", "to": to_email, "error": ""}, TEST_OUTCOME_TTL_S)
+    return "sent"
+
+
+def template_test_outcome(
+    *, template: RecoveryTemplate, by: AbstractBaseUser | None
+) -> dict[str, str] | None:
+    """What became of this person's last test send of the template: {"status": "queued" | "sent" | "failed",
+    "to", "error"}, or None. A failure is said once: reading it forgets it."""
+    key = _test_key(template.pk, getattr(by, "pk", None))
+    outcome = cache.get(key)
+    if not isinstance(outcome, dict):
+        return None
+    if outcome.get("status") == "failed":
+        cache.delete(key)
+    return {k: str(v) for k, v in outcome.items()}
 
 
 # --- suppressions ------------------------------------------------------------------------------------------

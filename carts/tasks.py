@@ -118,3 +118,12 @@ def recovery_writeback_task(self: Task) -> int:
     except HubSpotError as exc:
         logger.warning("recovery properties: HubSpot could not be reached (%s); next run tries again", exc)
         return 0
+
+
+@shared_task
+def template_test_send_task(template_id: int, cart_id: int | None, to_email: str, user_id: int | None) -> str:
+    """Send a template's test to a staff member (carts.services.template_test_deliver); a failure is kept for
+    the template's page, never retried."""
+    return services.template_test_deliver(
+        template_id=template_id, cart_id=cart_id, to_email=to_email, user_id=user_id
+    )

@@ -229,6 +229,7 @@ def queued_tasks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
         tasks.recovery_send_batch_task,
         tasks.bulk_send_dispatch_task,
         tasks.bulk_send_resume_task,
+        tasks.template_test_send_task,
     ):
         monkeypatch.setattr(task, "delay", lambda *a, _n=task.name, **k: queued.append((_n, a)))
         monkeypatch.setattr(

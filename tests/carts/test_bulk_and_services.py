@@ -154,10 +154,19 @@ def test_suppression_add_and_remove_log_on_the_addresses_carts(support_user: Any
 
 @pytest.mark.django_db(transaction=True)
 def test_a_template_test_send_goes_to_the_staff_member_with_stand_in_links(
-    smtp_server: SmtpServer, default_template: RecoveryTemplate, support_user: Any
+    smtp_server: SmtpServer,
+    default_template: RecoveryTemplate,
+    support_user: Any,
+    queued_tasks: list[tuple[str, Any]],
 ) -> None:
+    from carts import tasks
+
     cart = _cart(1, store="Test Store")
     template_test_send(template=default_template, cart=cart, to_email="staff@shop.example", by=support_user)
+    # Queued for a worker (the web request talks no SMTP); the worker's part sends it.
+    assert smtp_server.mailbox.list() == []
+    [(_name, args)] = [q for q in queued_tasks if q[0] == tasks.template_test_send_task.name]
+    assert tasks.template_test_send_task(*args) == "sent"
     message = smtp_server.mailbox.list()[0]
     assert message.to == ["staff@shop.example"]
     assert message.subject.startswith("[Test] ") and "Test Store" in message.subject

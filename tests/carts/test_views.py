@@ -453,9 +453,21 @@ class TestTemplates:
         assert template.subject == "Your cart, {{ first_name }}" and template.updated_by is not None
 
     def test_a_test_send_goes_to_the_admin_and_a_refusal_is_said(
-        self, client: Client, settings: Any, tmp_path: Path
+        self,
+        client: Client,
+        settings: Any,
+        tmp_path: Path,
+        queued_tasks: list[tuple[str, Any]],
+        django_capture_on_commit_callbacks: Any,
     ) -> None:
+        from carts import tasks
         from carts.mailbox import MailServer
+
+        def worker() -> str:
+            """The queued test send, run as the worker runs it (the request itself sends nothing)."""
+            name, args = queued_tasks.pop()
+            assert name == tasks.template_test_send_task.name
+            return str(tasks.template_test_send_task(*args))
 
         admin = factories.pipeline_admin(email="admin@shop.example")
         client.force_login(admin)
@@ -465,16 +477,24 @@ class TestTemplates:
         try:
             settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
             settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_USE_TLS = "127.0.0.1", server.port, False
-            response = client.post(f"/carts/templates/{template.pk}/test/", follow=True)
-            assert "is on its way to admin@shop.example" in response.content.decode()
+            with django_capture_on_commit_callbacks(execute=True):
+                response = client.post(f"/carts/templates/{template.pk}/test/", follow=True)
+            assert "was sent to admin@shop.example; it arrives in a moment" in response.content.decode()
+            assert Mailbox(tmp_path / "mail").list() == []
+            assert worker() == "sent"
             received = Mailbox(tmp_path / "mail").list()
             assert [m.to for m in received] == [["admin@shop.example"]]
             assert received[0].subject.startswith("[Test] ")
         finally:
             server.stop()
-        # No mail server listening: the page says so.
-        response = client.post(f"/carts/templates/{template.pk}/test/", follow=True)
-        assert response.status_code == 200 and "The test could not be sent" in response.content.decode()
+        # No mail server listening: the template's page says so when it is next loaded (once).
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(f"/carts/templates/{template.pk}/test/", follow=True)
+        assert response.status_code == 200 and "could not be sent" not in response.content.decode()
+        assert worker() == "failed"
+        page = client.get(f"/carts/templates/{template.pk}/").content.decode()
+        assert "The test to admin@shop.example could not be sent" in page
+        assert "could not be sent" not in client.get(f"/carts/templates/{template.pk}/").content.decode()
 
     def test_a_subject_on_two_lines_is_refused(self, admin_client: Client) -> None:
         template = RecoveryTemplate.objects.get(is_default=True)
