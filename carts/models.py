@@ -206,6 +206,23 @@ class Cart(MirroredObject):
                 name="cart_state_recent",
             ),
             models.Index(fields=["archived", "recovery_state", "total"], name="cart_state_total"),
+            # Counts under a value range (and store, currency) read this index alone.
+            models.Index(
+                fields=[
+                    "total",
+                    "store",
+                    "currency",
+                    "archived",
+                    "recovery_state",
+                    "remote_updated_at",
+                    "email_state",
+                    "order_hubspot_id",
+                    "status",
+                ],
+                name="cart_filter_cover",
+            ),
+            # The filters' lists of stores and currencies, distinct in index order.
+            models.Index(fields=["archived", "store", "currency"], name="cart_store_currency"),
         ]
 
     def __str__(self) -> str:
