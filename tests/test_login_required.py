@@ -17,6 +17,8 @@ ALLOWED_ANONYMOUS = {
     "admin:login",  # Django admin's own sign-in page
     "hubspot-webhook",  # HubSpot posts here; the v3 signature is checked instead of a login
     "favicon",  # browsers ask for it on every site; a redirect to the static icon
+    "recovery-click",  # a recovery email's tracked link: customers are not signed in; the link is signed
+    "recovery-unsubscribe",  # a recovery email's one-click unsubscribe (RFC 8058), signed likewise
 }
 
 
@@ -64,5 +66,11 @@ def test_anonymous_visitors_are_sent_to_login(client: Any, name: str, pattern: s
 def test_the_allow_list_answers_anonymous_visitors(client: Any, name: str, pattern: str) -> None:
     # The webhook takes only POST: a GET is refused as a method, not sent to a login page.
     # The favicon is a redirect to the static file.
-    expected = {"hubspot-webhook": 405, "favicon": 302}.get(name, 200)
+    # A recovery link with a made-up token shows the friendly "this link does not work" page, as a 400.
+    expected = {
+        "hubspot-webhook": 405,
+        "favicon": 302,
+        "recovery-click": 400,
+        "recovery-unsubscribe": 400,
+    }.get(name, 200)
     assert client.get(example_path(pattern)).status_code == expected
