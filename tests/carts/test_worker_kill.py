@@ -75,7 +75,7 @@ def test_a_worker_killed_mid_bulk_send_sends_nothing_twice_and_leaves_nothing_un
     assert unsent_at_kill > 0, "the kill came before the end of the bulk send"
 
     # A new worker, and the resume sweep beat runs every minute (here: called until everything settled).
-    celery_worker_process.log.close()
+    celery_worker_process.stop()  # already dead: this closes its log, which the next worker appends to
     celery_worker_process.start()
 
     def settled() -> bool:
