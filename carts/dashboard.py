@@ -314,21 +314,24 @@ def chart(board: Dashboard) -> dict[str, Any]:
 # --- the page's repeated parts, drawn here (a 366-day range has thousands of cells) -----------------------
 
 
-def _cell(row: Row, outcome: str, text: str) -> SafeString:
+def _cell(row: Row, outcome: str, text: str, links: bool) -> SafeString:
+    if not links:
+        return format_html("{}", text)
     return format_html('<a href="{}">{}</a>', row.link(outcome), text)
 
 
-def table_rows_html(rows: list[Row]) -> SafeString:
-    """The table's body: each figure a link to its carts. Escaped like the template would."""
+def table_rows_html(rows: list[Row], links: bool = True) -> SafeString:
+    """The table's body: each figure a link to its carts (``links``: for those who may open the carts
+    list). Escaped like the template would."""
     lines = []
     for row in rows:
         f = row.figures
-        rate = "—" if f.rate is None else _cell(row, "recovered", f"{f.rate} %")
+        rate = "—" if f.rate is None else _cell(row, "recovered", f"{f.rate} %", links)
         revenue = (
             format_html_join(
                 mark_safe("<br>"),
-                '<a href="{}">{} {}</a>',
-                ((row.link("recovered"), amount, currency) for currency, amount in f.revenue_list()),
+                "{}",
+                ((_cell(row, "recovered", f"{a} {c}", links),) for c, a in f.revenue_list()),
             )
             or "—"
         )
@@ -338,10 +341,10 @@ def table_rows_html(rows: list[Row]) -> SafeString:
                 '<td class="num">{}</td><td class="num">{}</td><td class="num">{}</td>'
                 '<td class="num">{}</td></tr>',
                 row.label,
-                _cell(row, "sent", str(f.sent)),
-                _cell(row, "delivered", str(f.delivered)),
-                _cell(row, "clicked", str(f.clicked)),
-                _cell(row, "recovered", str(f.recovered)),
+                _cell(row, "sent", str(f.sent), links),
+                _cell(row, "delivered", str(f.delivered), links),
+                _cell(row, "clicked", str(f.clicked), links),
+                _cell(row, "recovered", str(f.recovered), links),
                 rate,
                 revenue,
             )
@@ -349,16 +352,19 @@ def table_rows_html(rows: list[Row]) -> SafeString:
     return mark_safe("\n".join(lines))  # noqa: S308 (each line built by format_html)
 
 
-def chart_bars_html(drawn: dict[str, Any]) -> SafeString:
-    """The chart's bars: SVG presentation attributes and classes only (no style attribute)."""
+def chart_bars_html(drawn: dict[str, Any], links: bool = True) -> SafeString:
+    """The chart's bars: SVG presentation attributes and classes only (no style attribute); each a link to
+    the day's carts when ``links``."""
     height = drawn["height"]
     parts = [
         format_html(
-            '<a href="{}"><title>{}: {} sent, {} recovered</title>'
+            '<{} {}="{}"><title>{}: {} sent, {} recovered</title>'
             '<rect class="bar-slot" x="{}" y="0" width="{}" height="{}"></rect>'
             '<rect class="bar-sent" x="{}" y="{}" width="{}" height="{}"></rect>'
-            '<rect class="bar-recovered" x="{}" y="{}" width="{}" height="{}"></rect></a>',
-            bar.row.link("sent"),
+            '<rect class="bar-recovered" x="{}" y="{}" width="{}" height="{}"></rect></{}>',
+            "a" if links else "g",
+            "href" if links else "data-day",
+            bar.row.link("sent") if links else bar.row.label,
             bar.row.label,
             bar.row.figures.sent,
             bar.row.figures.recovered,
@@ -373,6 +379,7 @@ def chart_bars_html(drawn: dict[str, Any]) -> SafeString:
             bar.recovered_y,
             bar.width,
             bar.recovered_height,
+            "a" if links else "g",
         )
         for bar in drawn["bars"]
     ]

@@ -19,10 +19,10 @@ def link_for(row: Row, outcome: str) -> str:
 
 
 @register.filter
-def table_rows(rows: list[Row]) -> SafeString:
-    return table_rows_html(rows)
+def table_rows(rows: list[Row], links: bool = True) -> SafeString:
+    return table_rows_html(rows, bool(links))
 
 
 @register.filter
-def chart_bars(drawn: dict[str, Any]) -> SafeString:
-    return chart_bars_html(drawn)
+def chart_bars(drawn: dict[str, Any], links: bool = True) -> SafeString:
+    return chart_bars_html(drawn, bool(links))
