@@ -227,6 +227,8 @@ def test_the_drawer_is_a_modal_dialog_and_gives_the_focus_back(
     # Escape in an inline edit cancels the edit and keeps the drawer open…
     page.locator("#drawer #property-hs_external_order_status a.edit").click()
     page.locator("#input-hs_external_order_status").wait_for()
+    # The editor takes the focus once htmx has settled it (a person cannot type into it before that).
+    poll(page, "document.activeElement?.id === 'input-hs_external_order_status'")
     page.keyboard.press("Escape")
     poll(
         page,
