@@ -206,6 +206,9 @@
     var row = document.getElementById(focusedRow);
     focusedRow = null;
     if (!row) return;
+    // Between the swap and the settle the person may have gone on to another field: leave the focus there.
+    var active = document.activeElement;
+    if (active && active !== document.body && !row.contains(active)) return;
     var input = row.querySelector(".property-form input:not([type=hidden]), .property-form select, .property-form textarea");
     var target = input || row.querySelector("a.edit");
     if (target) target.focus();
