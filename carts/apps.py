@@ -8,8 +8,8 @@ class CartsConfig(AppConfig):
     def ready(self) -> None:
         from carts import checks  # noqa: F401 (registers the system checks)
         from carts.services import carts_refresh_links
-        from hubspot import registry
-        from hubspot.registry import Column, MirrorType
+        from hubspot_sync import registry
+        from hubspot_sync.registry import Column, MirrorType
 
         registry.register(
             MirrorType(

@@ -31,9 +31,9 @@ from carts.models import (
     SendStatus,
     completed_statuses,
 )
-from hubspot.cache import chunks
-from hubspot.models import Association
-from hubspot.registry import MirrorType
+from hubspot_sync.cache import chunks
+from hubspot_sync.models import Association
+from hubspot_sync.registry import MirrorType
 
 CHUNK = 500
 
@@ -200,7 +200,7 @@ def carts_orders_arrived(spec: MirrorType, hubspot_ids: Sequence[str]) -> None:
     if spec.name != "orders" or not hubspot_ids:
         return
     from carts.services import carts_refresh_links
-    from hubspot import registry
+    from hubspot_sync import registry
 
     for chunk in chunks(list(hubspot_ids), CHUNK):
         linked = set(Cart.objects.filter(order_hubspot_id__in=chunk).values_list("hubspot_id", flat=True))
@@ -218,7 +218,7 @@ def carts_orders_arrived(spec: MirrorType, hubspot_ids: Sequence[str]) -> None:
 
 def register_hooks() -> None:
     """From carts' AppConfig.ready: orders arriving by any path are attributed when they arrive."""
-    from hubspot import registry
+    from hubspot_sync import registry
 
     registry.whole_table(_orders_whole_table)(carts_orders_arrived)
     registry.add_hook_to_every_type(after_upsert=carts_orders_arrived)

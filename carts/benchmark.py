@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import os
 import random
+import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -39,10 +38,10 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.utils import timezone
 
-from hubspot.benchmarks import Result, register
-from hubspot.benchmarks.board import analyze, insert_rows
-from hubspot.benchmarks.sync import with_test_database
-from hubspot.permissions import GROUPS
+from config.permissions import GROUPS
+from hubspot_sync.benchmarks import Result, register
+from hubspot_sync.benchmarks.board import analyze, insert_rows
+from hubspot_sync.benchmarks.sync import with_test_database
 
 REPEAT = 40
 QUICK_REPEAT = 20
@@ -154,7 +153,7 @@ def list_size(n: int, repeat: int = REPEAT) -> dict[str, Any]:
 def _sandbox_carts(sandbox: Any, n: int) -> None:
     """n carts in the sandbox, each with a contact of its own, a recovery link, a line item, unchanged for two
     hours (abandoned)."""
-    from hubspot.sandbox.state import Record
+    from hubspot_sandbox.state import Record
 
     state = sandbox.state
     now_ms = int(time.time() * 1000)
@@ -198,55 +197,15 @@ def _sandbox_carts(sandbox: Any, n: int) -> None:
         state.associate("carts", cart, "line_items", item)
 
 
-def _worker(database_url: str, queue: str, log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--loglevel",
-            "WARNING",
-            "--pool",
-            "prefork",
-            "--concurrency",
-            "4",
-            "--queues",
-            queue,
-            "--hostname",
-            f"bench-carts-{uuid.uuid4().hex[:6]}@%h",
-            "--without-mingle",
-            "--without-gossip",
-        ],
-        cwd=settings.BASE_DIR,
-        env={**os.environ, **env, "DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1"},
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, 9)
-            process.wait()
-
-
 def bulk_send(n: int, folder: Path) -> dict[str, Any]:
     from carts.mailbox import Mailbox, MailServer
     from carts.models import Cart, RecoverySend, SendStatus
     from carts.services import carts_bulk_send
     from config.celery import app
-    from hubspot import ratelimit, sync
-    from hubspot.models import SyncKind, SyncStatus, WorkerHeartbeat
-    from hubspot.sandbox.testing import start_sandbox
-    from hubspot.tasks import worker_heartbeat_task
+    from hubspot_sandbox.testing import start_sandbox
+    from hubspot_sync import ratelimit, sync
+    from hubspot_sync.models import SyncKind, SyncStatus
+    from hubspot_sync.worker import CeleryProcess, database_url, process_env
 
     sandbox = start_sandbox(empty=True, rate_limits=False)
     mail = MailServer(folder / "mailbox", port=0)
@@ -281,16 +240,15 @@ def bulk_send(n: int, folder: Path) -> dict[str, Any]:
             run = sync.run_sync(SyncKind.FULL, manual=True)
             if run.status != SyncStatus.SUCCEEDED:
                 raise RuntimeError(f"the sync before the bulk send failed: {run.error_message}")
-            worker = _worker(
-                f"sqlite:///{connection.settings_dict['NAME']}", queue, folder / "worker.log", env
-            )
-            worker_heartbeat_task.delay()
-            deadline = time.monotonic() + 120
-            while not WorkerHeartbeat.objects.exists():
-                if time.monotonic() > deadline or worker.poll() is not None:
-                    log = (folder / "worker.log").read_text(errors="replace")[-3000:]
-                    raise RuntimeError(f"no worker started:\n{log}")
-                time.sleep(0.2)
+            worker = CeleryProcess.worker(
+                hostname=f"bench-carts-{uuid.uuid4().hex[:6]}@{socket.gethostname()}",
+                queue=queue,
+                concurrency=4,
+                env=process_env(base={**os.environ, **env}, database_url=database_url(), queue=queue),
+                log_path=folder / "worker.log",
+                loglevel="WARNING",
+            ).start()
+            worker.wait_ready()
             user = User.objects.create_user("bench-bulk", password="bench-password-123")  # noqa: S106
             carts = Cart.objects.abandoned()
             started = time.perf_counter()
@@ -311,7 +269,7 @@ def bulk_send(n: int, folder: Path) -> dict[str, Any]:
     finally:
         app.conf.task_default_queue = previous_queue
         if worker is not None:
-            _stop(worker)
+            worker.stop()
         mail.stop()
         sandbox.stop(save_snapshot=False)
         ratelimit.close_limiters()

@@ -30,10 +30,10 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from hubspot.benchmarks import Result, register
-from hubspot.benchmarks.board import analyze, insert_rows
-from hubspot.benchmarks.sync import with_test_database
-from hubspot.permissions import GROUPS
+from config.permissions import GROUPS
+from hubspot_sync.benchmarks import Result, register
+from hubspot_sync.benchmarks.board import analyze, insert_rows
+from hubspot_sync.benchmarks.sync import with_test_database
 
 STORES = ("Northwind Outfitters", "Summit Supply", "Harbor Goods")
 CURRENCIES = ("USD", "USD", "EUR", "GBP")
@@ -192,9 +192,9 @@ def measure_dashboard(repeat: int) -> dict[str, Any]:
 def measure_attribution(orders: int, now: datetime) -> dict[str, Any]:
     """``orders`` new orders for emailed carts without one, with their edges; the orders' hooks run."""
     from carts.models import Cart, Recovery, RecoverySend
-    from hubspot import registry
-    from hubspot.cache import run_after_upsert
-    from hubspot.models import Association
+    from hubspot_sync import registry
+    from hubspot_sync.cache import run_after_upsert
+    from hubspot_sync.models import Association
     from orders.models import Order
 
     rng = random.Random(5)

@@ -12,10 +12,10 @@ from django.db.models import Case, Exists, OuterRef, Q, Value, When
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from hubspot.mirror import MirroredObject
+from hubspot_sync.mirror import MirroredObject
 
 if TYPE_CHECKING:
-    from hubspot.models import Contact
+    from hubspot_sync.models import Contact
 
 
 class RecoveryState(models.TextChoices):
@@ -91,7 +91,7 @@ def recovery_state_expression() -> Case:
         | Q(status__in=completed_statuses())
     )
     if settings.CARTS_CONSENT_POLICY == "marketing":
-        from hubspot.models import Contact
+        from hubspot_sync.models import Contact
 
         consent = Contact.objects.filter(
             hubspot_id=OuterRef("contact_hubspot_id"),
@@ -238,7 +238,7 @@ class Cart(MirroredObject):
             self.recovery_state = Cart.objects.values_list("recovery_state", flat=True).get(pk=self.pk)
 
     def contact(self) -> Contact | None:
-        from hubspot.models import Contact
+        from hubspot_sync.models import Contact
 
         if not self.contact_hubspot_id:
             return None

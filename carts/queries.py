@@ -24,7 +24,7 @@ from carts.models import (
     completed_statuses,
     looks_like_email,
 )
-from hubspot.models import Association, Contact, LineItem
+from hubspot_sync.models import Association, Contact, LineItem
 
 AGE_BOUNDS: dict[str, tuple[timedelta | None, timedelta | None]] = {
     # (newer than, older than) the cart's last change

@@ -19,9 +19,9 @@ from django.db.models import F, QuerySet
 from django.db.models.signals import post_delete, post_save
 
 from carts.models import Cart, Suppression, normalize_email, recovery_state_expression
-from hubspot.cache import chunks
-from hubspot.models import Contact
-from hubspot.registry import MirrorType
+from hubspot_sync.cache import chunks
+from hubspot_sync.models import Contact
+from hubspot_sync.registry import MirrorType
 
 
 def recovery_state_refresh(carts: QuerySet[Cart] | None = None) -> int:
@@ -102,7 +102,7 @@ def _contact_saved(sender: type[Contact], instance: Contact, **kwargs: Any) -> N
 def register_hooks() -> None:
     """From carts' AppConfig.ready: after sync writes (the cache's hooks), and after a suppression or a
     contact is saved or deleted one by one (the ORM's signals)."""
-    from hubspot import registry
+    from hubspot_sync import registry
 
     registry.whole_table(recovery_state_whole_table)(recovery_state_after_upsert)
     registry.add_hook_to_every_type(after_upsert=recovery_state_after_upsert)

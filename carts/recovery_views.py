@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from carts import dashboard, privacy, queries
 from carts.dashboard import MAX_DAYS, Period
-from hubspot.permissions import PIPELINE_ADMIN, SUPPORT, group_required, in_group
+from config.permissions import PIPELINE_ADMIN, SUPPORT, group_required, in_group
 
 
 class DashboardForm(forms.Form):

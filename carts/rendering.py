@@ -141,7 +141,7 @@ def _image(properties: dict[str, Any]) -> str:
 
 def cart_items(cart: Cart) -> list[dict[str, str]]:
     """The cart's line items as merge fields, in HubSpot id order."""
-    from hubspot.models import Association, LineItem
+    from hubspot_sync.models import Association, LineItem
 
     if not cart.hubspot_id:
         return []

@@ -122,9 +122,9 @@ def refresh_carts_from_hubspot(carts: Sequence[Cart]) -> dict[int, Cart]:
     """Read the carts, their associations, their contacts and their line items again from HubSpot (batch
     reads through the integration's refresh, a few calls for a whole batch of sends); the refreshed carts
     by primary key."""
-    from hubspot import client
-    from hubspot.models import Association
-    from hubspot.sync import refresh_records
+    from hubspot_sync import client
+    from hubspot_sync.models import Association
+    from hubspot_sync.sync import refresh_records
 
     ids = sorted({cart.hubspot_id for cart in carts})
     try:
@@ -239,7 +239,7 @@ def build_message(
 def sample_cart() -> Cart:
     """A cart for previews and test sends when there is none to show: the most recent cart with line items,
     else an unsaved stand-in."""
-    from hubspot.models import Association
+    from hubspot_sync.models import Association
 
     with_items = Association.objects.filter(from_type="carts", to_type="line_items").values("from_id")
     cart = Cart.objects.live().filter(hubspot_id__in=with_items).order_by("-remote_updated_at").first()

@@ -17,8 +17,8 @@ from django.views.decorators.http import require_http_methods
 
 from carts.models import RecoveryTemplate, SequenceSettings, SequenceStep
 from carts.sequences import sequence_settings, sequence_steps, step_template
-from hubspot.permissions import PIPELINE_ADMIN, SUPPORT, in_group
-from hubspot.views import HtmxHttpRequest
+from config.htmx import HtmxHttpRequest
+from config.permissions import PIPELINE_ADMIN, SUPPORT, in_group
 
 MAX_DELAY_HOURS = 24 * 60  # sixty days
 

@@ -173,7 +173,7 @@ def _running() -> QuerySet[Cart]:
         .exclude(_stopped())
     )
     if settings.CARTS_CONSENT_POLICY == "marketing":
-        from hubspot.models import Contact
+        from hubspot_sync.models import Contact
 
         consent = Contact.objects.filter(
             hubspot_id=OuterRef("contact_hubspot_id"),

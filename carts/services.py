@@ -37,10 +37,10 @@ from carts.models import (
 from carts.recovery_state import recovery_state_refresh, recovery_state_refresh_email
 from carts.rendering import check_recovery_template as check_recovery_template
 from carts.rendering import render_recovery_email
-from hubspot import registry
-from hubspot.cache import chunks
-from hubspot.models import Association
-from hubspot.registry import MirrorType
+from hubspot_sync import registry
+from hubspot_sync.cache import chunks
+from hubspot_sync.models import Association
+from hubspot_sync.registry import MirrorType
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def _link_orders(hubspot_ids: Sequence[str]) -> None:
 
 def carts_refresh_links_all(spec: MirrorType) -> None:
     """Every cart's copies of its contact and order, set-based (the end of a full run)."""
-    from hubspot.services import copy_first_edge, denormalize_contact
+    from hubspot_sync.services import copy_first_edge, denormalize_contact
 
     denormalize_contact(Cart, "carts", None)
     copy_first_edge(Cart, "carts", "orders", "order_hubspot_id")
@@ -68,7 +68,7 @@ def carts_link_columns(
 ) -> None:
     """A full run's rows get their contact's copy and the order they became (first order edge, by id) from
     the edges the page brought; the whole-table pass at the run's end corrects what changed since."""
-    from hubspot.services import contact_columns
+    from hubspot_sync.services import contact_columns
 
     contact_columns(spec, rows, associations)
     for row in rows:
@@ -79,7 +79,7 @@ def carts_link_columns(
 @registry.whole_table(carts_refresh_links_all, rows=carts_link_columns)
 def carts_refresh_links(spec: MirrorType, hubspot_ids: Sequence[str]) -> None:
     """Copy each cart's contact (name, email) and the order it became onto the cart."""
-    from hubspot.services import denormalize_contact
+    from hubspot_sync.services import denormalize_contact
 
     for chunk in chunks(list(hubspot_ids), 500):
         denormalize_contact(Cart, "carts", chunk)
@@ -213,7 +213,7 @@ def cart_send_request(
 
 
 def _consent_values(contact_ids: list[str]) -> dict[str, str]:
-    from hubspot.models import Contact
+    from hubspot_sync.models import Contact
 
     if settings.CARTS_CONSENT_POLICY != "marketing" or not contact_ids:
         return {}

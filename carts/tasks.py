@@ -111,7 +111,7 @@ def recovery_writeback_task(self: Task) -> int:
     """Beat, every minute (and after sends): make the recovery properties in HubSpot if missing, then put
     changed carts' values in the outbox. HubSpot unreachable: the next run tries again."""
     from carts.writeback import recovery_writeback
-    from hubspot.client import HubSpotError
+    from hubspot_sync.client import HubSpotError
 
     try:
         return recovery_writeback()

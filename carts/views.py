@@ -35,8 +35,8 @@ from carts.forms import (
 )
 from carts.mailbox import Mailbox
 from carts.models import Cart, RecoveryTemplate, Suppression
-from hubspot.permissions import PIPELINE_ADMIN, SUPPORT, group_required, in_group
-from hubspot.views import HtmxHttpRequest
+from config.htmx import HtmxHttpRequest
+from config.permissions import PIPELINE_ADMIN, SUPPORT, group_required, in_group
 
 PAGE = 50
 SUPPRESSIONS_PAGE = 50

@@ -1,7 +1,8 @@
 """The recovery state written back to HubSpot: a property group "OrderDeck" on carts with the recovery
 properties, made once through the properties API by a worker (what exists is left alone; 409 "already
-exists" is success), and each cart's values sent through the outbox (``hubspot.outbox.record_change``, which
-coalesces a record's pending changes) when a send, click, unsubscribe or recovery changes them.
+exists" is success), and each cart's values sent through the outbox
+(``hubspot_sync.outbox.record_change``, which coalesces a record's pending changes) when a send, click,
+unsubscribe or recovery changes them.
 
 Services mark carts (``mark_writeback``); the beat task ``recovery_writeback`` makes sure the properties exist
 before it records any change, so a push never meets PROPERTY_DOESNT_EXIST.
@@ -86,7 +87,7 @@ def _is_conflict(exc: Exception) -> bool:
 def ensure_properties(*, force: bool = False) -> bool:
     """Make the group and the properties in HubSpot when missing (once: the result is remembered). Returns
     whether they exist now. HubSpotError when HubSpot can't be read (the task tries again later)."""
-    from hubspot import client, registry, sync
+    from hubspot_sync import client, registry, sync
 
     row, _ = SequenceSettings.objects.get_or_create(pk=1)
     if row.properties_ready_at is not None and not force:
@@ -142,7 +143,7 @@ def cart_values(cart: Cart, state: str) -> dict[str, str]:
 def recovery_writeback(*, limit: int = 500) -> int:
     """Record (in the outbox) the recovery properties of carts marked since the last run, after making sure
     the properties exist in HubSpot. Returns how many carts got a change."""
-    from hubspot.outbox import record_change
+    from hubspot_sync.outbox import record_change
 
     marked = Cart.objects.filter(writeback_due=True)
     if not marked.exists():

@@ -92,7 +92,7 @@ INSTALLED_APPS = [
     "django_htmx",
     # Partials are registered as a builtin below, so moving to Django 6's own partials only touches settings.
     "template_partials.apps.SimpleAppConfig",
-    "hubspot",
+    "hubspot_sync",
     "pipelines",
     "orders",
     "carts",
@@ -127,8 +127,8 @@ TEMPLATES: list[dict[str, Any]] = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "hubspot.context_processors.banners",
-                "hubspot.permissions.navigation",
+                "config.context_processors.banners",
+                "config.permissions.navigation",
             ],
             "loaders": [
                 (
@@ -515,25 +515,28 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Every 30 s: the worker writes its heartbeat, so pages can say when no worker is running.
-    "worker-heartbeat": {"task": "hubspot.tasks.worker_heartbeat_task", "schedule": 30.0},
+    "worker-heartbeat": {"task": "hubspot_sync.tasks.worker_heartbeat_task", "schedule": 30.0},
     # Every minute (HUBSPOT_SYNC_INTERVAL_S): HubSpot's changes since the last run, by search.
     "sync-incremental": {
-        "task": "hubspot.tasks.sync_incremental_task",
+        "task": "hubspot_sync.tasks.sync_incremental_task",
         "schedule": float(HUBSPOT_SYNC_INTERVAL_S),
     },
     # Every minute: the recovery sequence's due steps are requested; recovery properties go to the outbox.
     "carts-sequence-tick": {"task": "carts.tasks.recovery_sequence_tick_task", "schedule": 60.0},
     "carts-writeback": {"task": "carts.tasks.recovery_writeback_task", "schedule": 60.0},
     # Nightly: a full read that also finds deletions and association changes that search can't see.
-    "sync-reconcile": {"task": "hubspot.tasks.sync_reconcile_task", "schedule": crontab(hour=2, minute=30)},
+    "sync-reconcile": {
+        "task": "hubspot_sync.tasks.sync_reconcile_task",
+        "schedule": crontab(hour=2, minute=30),
+    },
     # Every five minutes: webhook events whose refresh task was lost (a worker died) are picked up again.
-    "webhook-sweep": {"task": "hubspot.tasks.process_webhook_events_task", "schedule": 300.0},
+    "webhook-sweep": {"task": "hubspot_sync.tasks.process_webhook_events_task", "schedule": 300.0},
     # Every 15 s (HUBSPOT_PUSH_SWEEP_S): changes stuck in "pushing" by a dead worker are sent again, and a
     # push task is queued while changes are pending (neither broker redelivers a task whose worker died).
-    "push-sweep": {"task": "hubspot.tasks.push_sweep_task", "schedule": HUBSPOT_PUSH_SWEEP_S},
+    "push-sweep": {"task": "hubspot_sync.tasks.push_sweep_task", "schedule": HUBSPOT_PUSH_SWEEP_S},
     # Daily: drop processed webhook events older than HUBSPOT_WEBHOOK_RETENTION_DAYS.
     "prune-webhook-events": {
-        "task": "hubspot.tasks.prune_webhook_events_task",
+        "task": "hubspot_sync.tasks.prune_webhook_events_task",
         "schedule": crontab(hour=3, minute=41),
     },
     # Every minute: recovery emails whose task was lost (a worker or broker restart) are queued again, and
@@ -543,7 +546,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "carts-retention": {"task": "carts.privacy.retention_task", "schedule": crontab(hour=4, minute=7)},
     # Nightly: drop heartbeats older than a day.
     "prune-heartbeats": {
-        "task": "hubspot.tasks.prune_heartbeats_task",
+        "task": "hubspot_sync.tasks.prune_heartbeats_task",
         "schedule": crontab(hour=3, minute=17),
     },
 }
@@ -554,7 +557,7 @@ WORKER_HEARTBEAT_STALE_S = env_int("WORKER_HEARTBEAT_STALE_S", 120)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact_secrets": {"()": "hubspot.logging.RedactSecrets"}},
+    "filters": {"redact_secrets": {"()": "hubspot_sync.logging.RedactSecrets"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]}

@@ -8,9 +8,10 @@ from django.views.decorators.http import require_GET
 
 from carts import public as carts_public
 from config import lookups
+from config import views as project_views
 from config.converters import IdConverter, KeyConverter
 from config.login_throttle import ThrottledAdminLoginForm, ThrottledLoginForm
-from hubspot import views as hubspot_views
+from hubspot_sync import views as hubspot_views
 
 # <id:…> in every app's URLs: an id too large for the database is no URL at all (404), never a query error.
 register_converter(IdConverter, "id")
@@ -32,7 +33,7 @@ def favicon(request: HttpRequest) -> HttpResponseRedirect:
 
 
 urlpatterns = [
-    path("", hubspot_views.home, name="home"),
+    path("", project_views.home, name="home"),
     path(
         "login/",
         login_not_required(
@@ -43,7 +44,7 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("healthz", hubspot_views.healthz, name="healthz"),
+    path("healthz", project_views.healthz, name="healthz"),
     path("favicon.ico", favicon, name="favicon"),
     path("admin/", admin.site.urls),
     path("boards/", include("orders.urls")),
@@ -52,6 +53,6 @@ urlpatterns = [
     path("r/c/<str:token>/", carts_public.recovery_click, name="recovery-click"),
     path("r/u/<str:token>/", carts_public.recovery_unsubscribe, name="recovery-unsubscribe"),
     path("pipelines/", include("pipelines.urls")),
-    path("sync/", include("hubspot.urls")),
+    path("sync/", include("hubspot_sync.urls")),
     path("hubspot/webhooks/", hubspot_views.webhook, name="hubspot-webhook"),
 ]

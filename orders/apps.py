@@ -6,8 +6,8 @@ class OrdersConfig(AppConfig):
     name = "orders"
 
     def ready(self) -> None:
-        from hubspot import registry
-        from hubspot.registry import Column, MirrorType
+        from hubspot_sync import registry
+        from hubspot_sync.registry import Column, MirrorType
         from orders.search import index_by_page
         from orders.sync_hooks import (
             orders_derive_stage,
@@ -46,7 +46,7 @@ class OrdersConfig(AppConfig):
             ),
             "order",
         )
-        from hubspot.forms import register_correction
+        from hubspot_sync.forms import register_correction
         from orders.forms import stage_correction
 
         # A failed move is corrected by choosing a stage of the order's pipeline, never by typing ids.

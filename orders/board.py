@@ -19,7 +19,7 @@ from django.db.models.query import RawQuerySet
 from django.http import QueryDict
 from django.utils import timezone
 
-from hubspot.models import Change, ChangeKind, ChangeStatus, PropertyDefinition
+from hubspot_sync.models import Change, ChangeKind, ChangeStatus, PropertyDefinition
 from orders.forms import BoardFilterForm
 from orders.models import CARD_COLUMNS, BoardTotal, Order, OrderQuerySet
 from pipelines.models import Pipeline, Stage, StageState

@@ -12,7 +12,7 @@ from urllib.parse import quote
 from django.template.loader import render_to_string
 from django.utils.safestring import SafeString, mark_safe
 
-from hubspot.labels import without_bidi_overrides
+from hubspot_sync.labels import without_bidi_overrides
 from orders.models import Order
 from pipelines.models import Pipeline
 

@@ -11,11 +11,11 @@ from decimal import Decimal
 from typing import Any
 
 from carts.models import Cart
-from hubspot.labels import PropertyLabels
-from hubspot.models import Association, Contact, LineItem, PropertyDefinition, WebhookEvent
-from hubspot.registry import parse_datetime
-from hubspot.templatetags.hubspot_labels import change_lines
-from hubspot.values import parse_property_value
+from hubspot_sync.labels import PropertyLabels
+from hubspot_sync.models import Association, Contact, LineItem, PropertyDefinition, WebhookEvent
+from hubspot_sync.registry import parse_datetime
+from hubspot_sync.templatetags.hubspot_labels import change_lines
+from hubspot_sync.values import parse_property_value
 from orders.models import Order
 
 # Moves go through the board, where the pipeline's rules apply; the drawer shows these but doesn't edit them.

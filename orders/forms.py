@@ -11,14 +11,14 @@ from django import forms
 from django.forms import BoundField
 from django.http import QueryDict
 
-from hubspot.forms import OwnedCorrection, PropertyValueField, definitions_for
-from hubspot.models import Change
+from hubspot_sync.forms import OwnedCorrection, PropertyValueField, definitions_for
+from hubspot_sync.models import Change
 from orders.models import Order
 from pipelines.models import Pipeline, Stage
 from pipelines.rules import STAGE_PROPERTIES, check_move, check_move_from, move_properties
 
 if TYPE_CHECKING:
-    from hubspot.mirror import MirroredObject
+    from hubspot_sync.mirror import MirroredObject
 
 # The dates a filter may name: a year past 9999 or before 1 does not exist, and a day past the last date
 # does not either (a filter's "to" is read up to the next day).

@@ -14,8 +14,8 @@ from django.db.models.expressions import RawSQL
 from django.urls import reverse
 from django.utils import timezone
 
-from hubspot.mirror import MirroredObject
-from hubspot.sync_state import hubspot_ids_with_sync_state
+from hubspot_sync.mirror import MirroredObject
+from hubspot_sync.sync_state import hubspot_ids_with_sync_state
 
 if TYPE_CHECKING:
     from pipelines.models import Pipeline

@@ -2,9 +2,10 @@
 
 SQLite keeps the index (an FTS5 table of trigrams, migration 0004) with row triggers, which cost a full sync
 most of its time on orders: FTS5 flushes at the end of each statement a trigger runs. ``index_by_page`` is an
-around-write hook of the orders' type (hubspot.registry): within the sync's write transaction it takes the
-page's orders out of the index, lets the triggers stand aside while the page is written (migration 0006), and
-puts the page back with one statement. PostgreSQL's trigram index is an ordinary index: nothing to do there.
+around-write hook of the orders' type (hubspot_sync.registry): within the sync's write transaction it takes
+the page's orders out of the index, lets the triggers stand aside while the page is written (migration 0006),
+and puts the page back with one statement. PostgreSQL's trigram index is an ordinary index: nothing to do
+there.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from django.db.models import QuerySet
 from django.http import QueryDict
 from django.utils import timezone
 
-from hubspot.outbox import record_change
+from hubspot_sync.outbox import record_change
 from orders.board import filter_query
 from orders.models import Order, SavedView
 from pipelines.models import Pipeline, Stage

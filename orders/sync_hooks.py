@@ -9,10 +9,10 @@ from typing import Any
 
 from django.db.models import Q
 
-from hubspot import registry
-from hubspot.cache import chunks, id_list
-from hubspot.registry import MirrorType
-from hubspot.services import contact_columns, denormalize_contact
+from hubspot_sync import registry
+from hubspot_sync.cache import chunks, id_list
+from hubspot_sync.registry import MirrorType
+from hubspot_sync.services import contact_columns, denormalize_contact
 from orders.models import Order
 from pipelines.models import Stage
 

@@ -14,10 +14,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import push_url, replace_url, trigger_client_event
 
-from hubspot.models import Change
-from hubspot.permissions import SUPPORT, group_required
-from hubspot.tasks import refresh_records_task
-from hubspot.views import HtmxHttpRequest
+from config.htmx import HtmxHttpRequest
+from config.permissions import SUPPORT, group_required
+from hubspot_sync.models import Change
+from hubspot_sync.tasks import refresh_records_task
 from orders import board as boards
 from orders import details, export, services
 from orders.forms import BoardFilterForm, BulkMoveForm, MoveForm, SavedViewForm

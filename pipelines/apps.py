@@ -7,7 +7,7 @@ class PipelinesConfig(AppConfig):
 
     def ready(self) -> None:
         # Imported here, once the app registry is ready: these modules use models.
-        from hubspot import registry
+        from hubspot_sync import registry
         from pipelines import push, services, sync
 
         # The order pipelines are definitions the orders depend on: read with them, and when an order names a

@@ -12,10 +12,10 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Q
 
-from hubspot import client, push, registry
-from hubspot.models import Change, ChangeKind, ChangeStatus
-from hubspot.pending import adopt_in_changes, replace_property_value
-from hubspot.push import Claim
+from hubspot_sync import client, push, registry
+from hubspot_sync.models import Change, ChangeKind, ChangeStatus
+from hubspot_sync.pending import adopt_in_changes, replace_property_value
+from hubspot_sync.push import Claim
 from pipelines.models import Pipeline, Stage
 
 # The mirrored type whose records sit in these pipelines (its hs_pipeline and hs_pipeline_stage name them).

@@ -1,5 +1,5 @@
 """Writes of the pipelines app: order pipelines and stages, edited here at once and sent to HubSpot through
-the outbox (DESIGN.md §5), like the records' edits in ``hubspot.outbox``.
+the outbox (DESIGN.md §5), like the records' edits in ``hubspot_sync.outbox``.
 
     pipeline_create(*, label, stages, by, display_order=None) -> Pipeline
     pipeline_update(*, pipeline, by, label=None, display_order=None) -> Change
@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 
-from hubspot.models import Change, ChangeKind
-from hubspot.outbox import queue_push_on_commit, staff_name
-from hubspot.pending import new_temp_id, temp_ids_in
+from hubspot_sync.models import Change, ChangeKind
+from hubspot_sync.outbox import queue_push_on_commit, staff_name
+from hubspot_sync.pending import new_temp_id, temp_ids_in
 from pipelines.models import Pipeline, Stage
 
 if TYPE_CHECKING:

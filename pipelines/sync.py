@@ -12,7 +12,7 @@ from datetime import datetime
 from django.db.models import Max
 from django.utils import timezone
 
-from hubspot import client, sync
+from hubspot_sync import client, sync
 from pipelines.models import Pipeline, Stage, StageState
 
 # The definition syncer's name, as types that depend on it name it (``MirrorType.definitions``).

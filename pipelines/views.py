@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from hubspot.permissions import PIPELINE_ADMIN, group_required
+from config.permissions import PIPELINE_ADMIN, group_required
 from pipelines.models import Pipeline, Stage
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 
-from hubspot import worker
+from hubspot_sync import worker
 from tests import factories
 
 ROOT = Path(__file__).resolve().parent.parent

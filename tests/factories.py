@@ -9,7 +9,7 @@ import factory
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
-from hubspot.permissions import PIPELINE_ADMIN, SUPPORT
+from config.permissions import PIPELINE_ADMIN, SUPPORT
 from orders.models import Order
 from pipelines.models import Pipeline, Stage, StageState
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from hubspot import registry
-from hubspot.constants import DEFAULT_ASSOCIATION_TYPES
-from hubspot.sandbox.state import DEFAULT_ASSOCIATION_TYPES as SANDBOX_ASSOCIATION_TYPES
+from hubspot_sandbox.state import DEFAULT_ASSOCIATION_TYPES as SANDBOX_ASSOCIATION_TYPES
+from hubspot_sync import registry
+from hubspot_sync.constants import DEFAULT_ASSOCIATION_TYPES
 
 ROOT = Path(__file__).resolve().parent.parent
 DOMAIN_APPS = {"orders", "carts", "pipelines"}
@@ -38,22 +38,22 @@ def _imported(path: Path) -> set[str]:
 def test_no_module_of_the_integration_imports_a_domain_app() -> None:
     offenders = {
         str(path.relative_to(ROOT)): sorted(_imported(path) & DOMAIN_APPS)
-        for path in (ROOT / "hubspot").rglob("*.py")
-        if "sandbox" not in path.relative_to(ROOT / "hubspot").parts and _imported(path) & DOMAIN_APPS
+        for path in (ROOT / "hubspot_sync").rglob("*.py")
+        if _imported(path) & DOMAIN_APPS
     }
     assert offenders == {}
 
 
 def test_the_sandbox_imports_neither_django_nor_the_project() -> None:
-    project = {"django", "hubspot", "config", *DOMAIN_APPS}
+    project = {"django", "hubspot_sync", "config", *DOMAIN_APPS}
     offenders = {
         str(path.relative_to(ROOT)): sorted(bad)
-        for path in (ROOT / "hubspot" / "sandbox").rglob("*.py")
+        for path in (ROOT / "hubspot_sandbox").rglob("*.py")
         if (
             bad := {
                 name
                 for name in _modules(path)
-                if name.split(".")[0] in project and not name.startswith("hubspot.sandbox")
+                if name.split(".")[0] in project and not name.startswith("hubspot_sandbox")
             }
         )
     }

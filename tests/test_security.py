@@ -18,7 +18,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from hubspot.permissions import PIPELINE_ADMIN
+from config.permissions import PIPELINE_ADMIN
 from pipelines.models import Pipeline
 from tests import factories, urlwalk
 from tests.urlwalk import Dataset

@@ -18,8 +18,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
 from carts.models import Cart
-from hubspot.models import Change, ChangeKind, ChangeStatus, PropertyDefinition, SyncKind, SyncRun
-from hubspot.permissions import PIPELINE_ADMIN
+from config.permissions import PIPELINE_ADMIN
+from hubspot_sync.models import Change, ChangeKind, ChangeStatus, PropertyDefinition, SyncKind, SyncRun
 from orders.models import Order, SavedView
 from pipelines.models import Pipeline
 from tests import factories

@@ -1,5 +1,5 @@
-"""The orders' benchmarks (`benchmark board`, `benchmark push` and its parts), found by ``hubspot.benchmarks``
-among the installed apps' ``benchmarks`` modules."""
+"""The orders' benchmarks (`benchmark board`, `benchmark push` and its parts), found by
+``hubspot_sync.benchmarks`` among the installed apps' ``benchmarks`` modules."""
 
 from orders.benchmarks import board, push
 

@@ -22,10 +22,10 @@ from django.test import Client
 from django.test.utils import override_settings
 from django.utils import timezone
 
-from hubspot.benchmarks import Result, register
-from hubspot.benchmarks.board import STAGES, add_history, measure
-from hubspot.benchmarks.sync import with_test_database
-from hubspot.permissions import GROUPS
+from config.permissions import GROUPS
+from hubspot_sync.benchmarks import Result, register
+from hubspot_sync.benchmarks.board import STAGES, add_history, measure
+from hubspot_sync.benchmarks.sync import with_test_database
 from orders import board as boards
 from orders.models import Order
 from pipelines.models import Pipeline, Stage, StageState

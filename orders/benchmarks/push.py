@@ -35,11 +35,11 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.db.models import Count
 
-from hubspot import outbox, sync
-from hubspot.benchmarks import Result, register
-from hubspot.benchmarks.sandbox import TOKEN, SandboxProcess
-from hubspot.benchmarks.sync import with_test_database
-from hubspot.models import (
+from hubspot_sync import outbox, sync
+from hubspot_sync.benchmarks import Result, register
+from hubspot_sync.benchmarks.sandbox import TOKEN, SandboxProcess
+from hubspot_sync.benchmarks.sync import with_test_database
+from hubspot_sync.models import (
     Change,
     ChangeKind,
     ChangeStatus,
@@ -47,8 +47,8 @@ from hubspot.models import (
     SyncKind,
     SyncStatus,
 )
-from hubspot.registry import parse_datetime
-from hubspot.worker import CeleryProcess, process_env
+from hubspot_sync.registry import parse_datetime
+from hubspot_sync.worker import CeleryProcess, process_env
 from orders.models import Order
 from pipelines.models import Stage
 

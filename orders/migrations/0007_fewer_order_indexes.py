@@ -1,8 +1,8 @@
-"""Orders: drop the indexes no query reads (see hubspot.schema.drop_unused_indexes)."""
+"""Orders: drop the indexes no query reads (see hubspot_sync.schema.drop_unused_indexes)."""
 
 from django.db import migrations
 
-from hubspot.schema import drop_unused_indexes
+from hubspot_sync.schema import drop_unused_indexes
 
 
 class Migration(migrations.Migration):

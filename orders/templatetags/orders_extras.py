@@ -10,8 +10,8 @@ from django.template.context import Context
 from django.template.loader import render_to_string
 from django.utils.safestring import SafeString, mark_safe
 
-from hubspot.sync_state import sync_state_for
-from hubspot.templatetags.hubspot_sync import render_sync_state
+from hubspot_sync.sync_state import sync_state_for
+from hubspot_sync.templatetags.hubspot_sync import render_sync_state
 from orders.cards import card_item
 from orders.models import Order
 

@@ -13,10 +13,10 @@ import requests
 
 from carts.mailbox import Mailbox, MailServer
 from carts.models import Cart, RecoveryTemplate
-from hubspot import client, ratelimit, sync
-from hubspot.models import Contact, SyncKind, SyncStatus
-from hubspot.sandbox.server import Sandbox
-from hubspot.sandbox.testing import start_sandbox
+from hubspot_sandbox.server import Sandbox
+from hubspot_sandbox.testing import start_sandbox
+from hubspot_sync import client, ratelimit, sync
+from hubspot_sync.models import Contact, SyncKind, SyncStatus
 
 _DEFAULT = importlib.import_module("carts.migrations.0004_default_recovery_template")
 

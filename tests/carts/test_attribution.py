@@ -183,7 +183,7 @@ def test_an_order_arriving_through_sync_is_attributed_on_arrival(
     portal: Portal, smtp_server: SmtpServer, default_template: Any, support_user: Any
 ) -> None:
     from carts import sending
-    from hubspot.sync import refresh_records
+    from hubspot_sync.sync import refresh_records
 
     cart = emailable_cart(portal, "comes-back@customer.example")
     send = cart_send_request(cart=cart, by=support_user)

@@ -17,7 +17,7 @@ from django.test import Client
 from carts import dashboard
 from carts.dashboard import Period
 from carts.models import Cart, EmailState, RecoveredBy, Recovery, RecoverySend, RecoveryTemplate, SendStatus
-from hubspot.permissions import PIPELINE_ADMIN
+from config.permissions import PIPELINE_ADMIN
 from tests import factories
 
 pytestmark = pytest.mark.django_db

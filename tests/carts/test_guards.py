@@ -24,7 +24,7 @@ from carts.models import (
     Suppression,
 )
 from carts.services import STEP_TAKEN, cart_send_request, suppression_add
-from hubspot.sandbox import objects as remote
+from hubspot_sandbox import objects as remote
 from tests.carts.conftest import Portal, SmtpServer, emailable_cart
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -125,7 +125,7 @@ def test_the_consent_policy_reads_the_contact_again(ready: Any, settings: Any) -
 
     # HubSpot marks the contact marketable (a read-only property HubSpot computes), then not any more.
     _set_remote(portal, "contacts", cart.contact_hubspot_id, "hs_marketable_status", "true")
-    from hubspot.sync import refresh_records
+    from hubspot_sync.sync import refresh_records
 
     refresh_records("contacts", [cart.contact_hubspot_id])
     send = cart_send_request(cart=cart, by=user)

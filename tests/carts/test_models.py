@@ -21,7 +21,7 @@ from carts.models import (
     Suppression,
     email_hash,
 )
-from hubspot.models import Contact
+from hubspot_sync.models import Contact
 
 pytestmark = pytest.mark.django_db
 

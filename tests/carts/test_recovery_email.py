@@ -13,7 +13,7 @@ import pytest
 from carts import links, sending
 from carts.models import Cart, CartEvent, EmailState, EventKind, RecoverySend, RecoveryTemplate, SendStatus
 from carts.services import cart_send_request
-from hubspot.models import LineItem
+from hubspot_sync.models import LineItem
 from tests.carts.conftest import Portal, SmtpServer, emailable_cart
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -98,7 +98,7 @@ def test_running_the_task_twice_sends_once(
 
 
 def _item_ids(cart: Cart) -> list[str]:
-    from hubspot.models import Association
+    from hubspot_sync.models import Association
 
     return list(
         Association.objects.from_record("carts", cart.hubspot_id, "line_items").values_list(
@@ -110,7 +110,7 @@ def _item_ids(cart: Cart) -> list[str]:
 def test_an_emailed_cart_that_becomes_an_order_is_recovered_and_logged_once(
     portal: Portal, smtp_server: SmtpServer, default_template: RecoveryTemplate, support_user: Any
 ) -> None:
-    from hubspot.sync import refresh_records
+    from hubspot_sync.sync import refresh_records
 
     cart = emailable_cart(portal, "recovered@customer.example")
     send = cart_send_request(cart=cart, by=support_user)
@@ -134,7 +134,7 @@ def test_a_batch_of_sends_reads_hubspot_once_for_all_its_carts(
     portal: Portal, smtp_server: SmtpServer, default_template: RecoveryTemplate, support_user: Any
 ) -> None:
     from carts import tasks
-    from hubspot import client
+    from hubspot_sync import client
 
     carts = [emailable_cart(portal, f"batch{n}@customer.example") for n in range(4)]
     sends = [cart_send_request(cart=cart, by=support_user) for cart in carts]

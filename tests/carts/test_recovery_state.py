@@ -16,8 +16,8 @@ from django.utils import timezone
 from carts import links, sending
 from carts.models import Cart, RecoveryTemplate, SendStatus, Suppression, recovery_state_expression
 from carts.services import cart_send_request, click, suppression_add, suppression_remove, unsubscribe
-from hubspot.models import Contact
-from hubspot.sync import refresh_records
+from hubspot_sync.models import Contact
+from hubspot_sync.sync import refresh_records
 from tests.carts.conftest import Portal, SmtpServer, emailable_cart
 
 

@@ -11,7 +11,7 @@ from django.template import TemplateSyntaxError
 
 from carts.models import Cart, RecoverySend, RecoveryTemplate
 from carts.rendering import check_recovery_template, merge_fields, render_recovery_email
-from hubspot.models import Association, Contact, LineItem
+from hubspot_sync.models import Association, Contact, LineItem
 
 pytestmark = pytest.mark.django_db
 

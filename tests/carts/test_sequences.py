@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from carts import sending, sequences
 from carts.models import Cart, RecoverySend, RecoveryTemplate, SendStatus, SequenceSettings
 from carts.services import cart_send_request
-from hubspot import sync
+from hubspot_sync import sync
 from tests.carts.conftest import Portal, SmtpServer, _set, emailable_cart
 from tests.conftest import WorkerProcess, wait_until
 

@@ -28,7 +28,7 @@ from carts.models import (
     Suppression,
     SuppressionSource,
 )
-from hubspot.models import Association, Contact, LineItem
+from hubspot_sync.models import Association, Contact, LineItem
 from tests import factories
 
 pytestmark = pytest.mark.django_db

@@ -11,8 +11,8 @@ import pytest
 from carts import links, sending, writeback
 from carts.models import Cart, RecoveryTemplate, SendStatus, SequenceSettings
 from carts.services import cart_send_request, click, unsubscribe
-from hubspot import push, sync
-from hubspot.models import Change, ChangeStatus
+from hubspot_sync import push, sync
+from hubspot_sync.models import Change, ChangeStatus
 from tests.carts.conftest import Portal, SmtpServer, emailable_cart
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from hubspot import sync
-from hubspot.models import Change, ChangeStatus, SyncKind, WebhookEvent
-from hubspot.sandbox.server import Sandbox
-from hubspot.sandbox.testing import start_sandbox
+from hubspot_sandbox.server import Sandbox
+from hubspot_sandbox.testing import start_sandbox
+from hubspot_sync import sync
+from hubspot_sync.models import Change, ChangeStatus, SyncKind, WebhookEvent
 from orders.models import Order
 from pipelines.models import Pipeline
 from tests import factories

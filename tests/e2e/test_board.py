@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from hubspot import sync
-from hubspot.models import SyncKind
-from hubspot.sandbox.server import Sandbox
-from hubspot.sandbox.testing import start_sandbox
+from hubspot_sandbox.server import Sandbox
+from hubspot_sandbox.testing import start_sandbox
+from hubspot_sync import sync
+from hubspot_sync.models import SyncKind
 from orders.models import Order
 from pipelines.models import Pipeline, Stage
 from tests import factories

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from carts.models import Cart, RecoverySend, RecoveryTemplate, SendStatus
-from hubspot import sync
+from hubspot_sync import sync
 from tests import factories
 from tests.carts.conftest import (  # noqa: F401 (fixtures used by name)
     Portal,

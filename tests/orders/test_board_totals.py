@@ -16,8 +16,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from hubspot import cache, registry
-from hubspot.client import ApiObject
+from hubspot_sync import cache, registry
+from hubspot_sync.client import ApiObject
 from orders import board as boards
 from orders.models import BoardTotal, Order
 from orders.services import order_move_to_stage

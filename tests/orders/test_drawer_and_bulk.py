@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from hubspot.models import Association, Change, Contact, LineItem, PropertyDefinition
+from hubspot_sync.models import Association, Change, Contact, LineItem, PropertyDefinition
 from orders.models import Order
 from pipelines.models import Pipeline
 from tests import factories
@@ -135,7 +135,7 @@ def test_the_timeline_lists_staff_changes_with_outcomes(support_client: Any, ord
 
 
 def test_resync_queues_a_refresh(support_client: Any, order: Order, monkeypatch: pytest.MonkeyPatch) -> None:
-    from hubspot import tasks
+    from hubspot_sync import tasks
 
     queued: list[Any] = []
     monkeypatch.setattr(tasks.refresh_records_task, "delay", lambda *a: queued.append(a))
@@ -213,7 +213,7 @@ class TestBulkMove:
 
 
 def test_the_timeline_shows_what_hubspot_told_us(support_client: Any, order: Order) -> None:
-    from hubspot.models import WebhookEvent
+    from hubspot_sync.models import WebhookEvent
 
     WebhookEvent.objects.create(
         event_id="9",

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from hubspot.models import Change, ChangeStatus, PropertyDefinition, WebhookEvent
+from hubspot_sync.models import Change, ChangeStatus, PropertyDefinition, WebhookEvent
 from orders import cards, details
 from orders.models import Order
 from pipelines.models import Pipeline

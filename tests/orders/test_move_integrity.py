@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from hubspot.models import Change, PropertyDefinition
+from hubspot_sync.models import Change, PropertyDefinition
 from orders import board, services
 from orders.models import Order
 from pipelines.models import Pipeline, Stage

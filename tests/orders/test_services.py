@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from hubspot.models import Change
+from hubspot_sync.models import Change
 from orders import services, tasks
 from orders.models import Order, SavedView
 from pipelines.models import Pipeline, Stage

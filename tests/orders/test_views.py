@@ -14,7 +14,7 @@ from urllib.parse import unquote
 import pytest
 from django.utils import timezone
 
-from hubspot.models import PropertyDefinition
+from hubspot_sync.models import PropertyDefinition
 from orders.models import Order, SavedView
 from pipelines.models import Pipeline, Stage
 from tests import factories
@@ -181,7 +181,7 @@ class TestMove:
         assert f'id="order-{order.hubspot_id}"' in html
         assert f'id="column-header-{paid.pk}" hx-swap-oob="true"' in html  # counts follow
         assert "orderMoved" in response["HX-Trigger-After-Swap"]
-        from hubspot.models import Change
+        from hubspot_sync.models import Change
 
         change = Change.objects.get()
         assert change.new["hs_pipeline_stage"] == paid.hubspot_id
@@ -208,7 +208,7 @@ class TestMove:
         assert "moveRefused" in response["HX-Trigger-After-Swap"]
         order.refresh_from_db()
         assert order.stage == stage(pipeline, "Open")
-        from hubspot.models import Change
+        from hubspot_sync.models import Change
 
         assert not Change.objects.exists()
 

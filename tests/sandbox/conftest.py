@@ -1,3 +1,3 @@
-"""Fidelity tests run against a real sandbox over HTTP: the fixtures come from hubspot.sandbox.testing."""
+"""Fidelity tests run against a real sandbox over HTTP: the fixtures come from hubspot_sandbox.testing."""
 
-from hubspot.sandbox.testing import pytest_configure, sandbox, sandbox_api  # noqa: F401
+from hubspot_sandbox.testing import pytest_configure, sandbox, sandbox_api  # noqa: F401

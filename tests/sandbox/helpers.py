@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
+import sys
+import textwrap
 import uuid
 from typing import Any
+from unittest import mock
 
 import requests
 
@@ -55,3 +60,13 @@ def order(api: requests.Session, name: str = "Order", **properties: Any) -> dict
 
 def contact(api: requests.Session, email: str, **properties: Any) -> dict[str, Any]:
     return create(api, "contacts", {"email": email, **properties})
+
+
+def run_sdk_script(source: str, *argv: str) -> Any:
+    """Run a script written against HubSpot's official SDK (hubspot-api-client) in this interpreter, with
+    ``argv`` as its arguments, and return the JSON object it prints. ``import hubspot`` in it is the SDK:
+    the project's own packages are ``hubspot_sync`` and ``hubspot_sandbox``."""
+    out = io.StringIO()
+    with mock.patch.object(sys, "argv", ["sdk_script", *argv]), contextlib.redirect_stdout(out):
+        exec(compile(textwrap.dedent(source), "<sdk script>", "exec"), {"__name__": "__main__"})  # noqa: S102
+    return json.loads(out.getvalue())

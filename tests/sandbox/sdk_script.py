@@ -1,7 +1,6 @@
-"""Drive the sandbox with the official SDK (hubspot-api-client); run by test_sdk.py in a subprocess.
-
-It runs outside the project directory because the project's own ``hubspot`` package would shadow the
-SDK's. It prints one JSON object of what the SDK deserialised.
+"""Drive the sandbox with the official SDK (hubspot-api-client); run in-process by test_sdk.py, or on its
+own: ``python tests/sandbox/sdk_script.py URL TOKEN``. It prints one JSON object of what the SDK
+deserialised.
 """
 
 from __future__ import annotations
@@ -9,6 +8,7 @@ from __future__ import annotations
 import json
 import sys
 
+from hubspot import HubSpot
 from hubspot.crm.associations.v4 import AssociationSpec, BatchInputPublicFetchAssociationsBatchRequest
 from hubspot.crm.objects import (
     BatchInputSimplePublicObjectBatchInputForCreate,
@@ -19,8 +19,6 @@ from hubspot.crm.objects import (
     SimplePublicObjectInputForCreate,
 )
 from hubspot.crm.objects.exceptions import ApiException
-
-from hubspot import HubSpot  # the SDK, not the project package
 
 
 def main(url: str, token: str) -> None:

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import requests
 
-from hubspot.sandbox.faults import FaultRule
-from hubspot.sandbox.testing import start_sandbox
+from hubspot_sandbox.faults import FaultRule
+from hubspot_sandbox.testing import start_sandbox
 from tests.sandbox.helpers import assert_error
 
 pytestmark = pytest.mark.sandbox(empty=True)

@@ -8,10 +8,10 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from hubspot.sandbox.defaults import active_stages
-from hubspot.sandbox.live import LiveActivity
-from hubspot.sandbox.seed import seed
-from hubspot.sandbox.state import ChangeEvent, SandboxState
+from hubspot_sandbox.defaults import active_stages
+from hubspot_sandbox.live import LiveActivity
+from hubspot_sandbox.seed import seed
+from hubspot_sandbox.state import ChangeEvent, SandboxState
 from tests.sandbox.test_webhooks import APP_ID, SECRET, Receiver
 
 NOW = 1_760_000_000_000

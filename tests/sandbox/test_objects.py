@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from hubspot.sandbox import objects
-from hubspot.sandbox.state import ChangeEvent
+from hubspot_sandbox import objects
+from hubspot_sandbox.state import ChangeEvent
 from tests.sandbox.helpers import (
     DEFAULT_PIPELINE,
     ISO_MS,

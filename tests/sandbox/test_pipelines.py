@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hubspot.sandbox.defaults import DEFAULT_ORDER_PIPELINE_ID, DEFAULT_ORDER_STAGES
-from tests.sandbox.test_properties import run_sdk
+from hubspot_sandbox.defaults import DEFAULT_ORDER_PIPELINE_ID, DEFAULT_ORDER_STAGES
+from tests.sandbox.helpers import run_sdk_script
 
 BASE = "/crm/v3/pipelines/orders"
 
@@ -427,9 +426,9 @@ print(json.dumps(out))
 """
 
 
-def test_the_official_sdk_works_against_the_pipelines_api(sandbox: Any, tmp_path: Path) -> None:
+def test_the_official_sdk_works_against_the_pipelines_api(sandbox: Any) -> None:
     script = SDK_SCRIPT.replace("sys.argv[3]", repr(DEFAULT_ORDER_PIPELINE_ID))
-    out = run_sdk(tmp_path, script, sandbox)
+    out = run_sdk_script(script, sandbox.url, sandbox.config.token)
     assert out["labels"] == ["Order Pipeline", "Returns & exchanges"]
     assert out["stages"] == ["A", "B", "C2"]
     assert out["audit"] == ["UPDATE", "UPDATE", "UPDATE", "CREATE"]

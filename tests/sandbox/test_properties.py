@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hubspot.sandbox.properties import VALID_FIELD_TYPES
+from hubspot_sandbox.properties import VALID_FIELD_TYPES
+from tests.sandbox.helpers import run_sdk_script
 
 # What the SDK's ModelProperty / Option / PropertyModificationMetadata / PropertyGroup require.
 PROPERTY_REQUIRED = {"name", "label", "type", "fieldType", "groupName", "description", "options"}
@@ -447,24 +443,8 @@ print(json.dumps(out))
 """
 
 
-def run_sdk(tmp_path: Path, script: str, sandbox: Any) -> Any:
-    """Run a script with the official SDK in a separate interpreter (the project's own ``hubspot``
-    package would shadow the SDK's in this one)."""
-    (tmp_path / "sdk_script.py").write_text(textwrap.dedent(script))
-    done = subprocess.run(
-        [sys.executable, "sdk_script.py", sandbox.url, sandbox.config.token],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    return json.loads(done.stdout)
-
-
-def test_the_official_sdk_deserialises_every_answer(sandbox: Any, tmp_path: Path) -> None:
-    out = run_sdk(tmp_path, SDK_SCRIPT, sandbox)
+def test_the_official_sdk_deserialises_every_answer(sandbox: Any) -> None:
+    out = run_sdk_script(SDK_SCRIPT, sandbox.url, sandbox.config.token)
     assert out["orders"] > 40 and out["contacts"] > 20
     assert out["created"] == ["sdk_choice", "1", True]
     assert out["batch"] == [1, 1]

@@ -39,7 +39,7 @@ def test_non_search_responses_carry_the_rate_limit_headers(sandbox_api):
     ("tier", "window", "daily"), [("starter", "100", "250000"), ("enterprise", "190", "1000000")]
 )
 def test_tiers_set_the_limits(tier, window, daily):
-    from hubspot.sandbox.testing import start_sandbox
+    from hubspot_sandbox.testing import start_sandbox
 
     sandbox = start_sandbox(empty=True, tier=tier)
     try:

@@ -2,29 +2,24 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-from hubspot.sandbox.testing import DEFAULT_SEED
+import hubspot
+
+from hubspot_sandbox.testing import DEFAULT_SEED
+from tests.sandbox.helpers import run_sdk_script
 
 SCRIPT = Path(__file__).with_name("sdk_script.py")
 
 
-def test_the_official_sdk_works_against_the_sandbox(sandbox, tmp_path):
-    # -I and a working directory outside the project: the project's own ``hubspot`` package would
-    # otherwise shadow the SDK's.
-    done = subprocess.run(
-        [sys.executable, "-I", str(SCRIPT), sandbox.url, sandbox.config.token],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    out = json.loads(done.stdout)
+def test_import_hubspot_is_the_official_sdk():
+    # The project's packages (hubspot_sync, hubspot_sandbox) leave the name to HubSpot's SDK.
+    assert "site-packages" in Path(hubspot.__file__).parts
+    assert hasattr(hubspot, "HubSpot") and hasattr(hubspot, "Client")
+
+
+def test_the_official_sdk_works_against_the_sandbox(sandbox):
+    out = run_sdk_script(SCRIPT.read_text(), sandbox.url, sandbox.config.token)
     assert out["get_all"] == DEFAULT_SEED["seed_orders"]
     assert out["page_after"].isdigit()
     assert out["association_keys"] == ["contacts", "line items"]

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from hubspot.sandbox import objects
+from hubspot_sandbox import objects
 from tests.sandbox.helpers import assert_error, contact, create, order
 
 pytestmark = pytest.mark.sandbox(empty=True)

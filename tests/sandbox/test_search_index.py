@@ -16,10 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hubspot.sandbox import index, objects, search, seed, snapshot
-from hubspot.sandbox.defaults import install_defaults
-from hubspot.sandbox.http import HubSpotError
-from hubspot.sandbox.state import OBJECT_TYPES, SandboxState
+from hubspot_sandbox import index, objects, search, seed, snapshot
+from hubspot_sandbox.defaults import install_defaults
+from hubspot_sandbox.http import HubSpotError
+from hubspot_sandbox.state import OBJECT_TYPES, SandboxState
 
 ORDERS = OBJECT_TYPES["orders"]
 START_MS = 1_700_000_000_000

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from hubspot.sandbox.defaults import DEFAULT_ORDER_PIPELINE_ID, RETURNS_PIPELINE_ID, active_stages
-from hubspot.sandbox.objects import parse_time_ms
-from hubspot.sandbox.seed import HOSTILE_TEXT, seed
-from hubspot.sandbox.state import SandboxState
+from hubspot_sandbox.defaults import DEFAULT_ORDER_PIPELINE_ID, RETURNS_PIPELINE_ID, active_stages
+from hubspot_sandbox.objects import parse_time_ms
+from hubspot_sandbox.seed import HOSTILE_TEXT, seed
+from hubspot_sandbox.state import SandboxState
 
 NOW = 1_760_000_000_000
 

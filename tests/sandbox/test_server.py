@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import requests
 
-from hubspot.management.commands.sandbox import fault_rules
-from hubspot.sandbox.server import Sandbox, SandboxConfig
+from hubspot_sandbox.cli import fault_rules
+from hubspot_sandbox.server import Sandbox, SandboxConfig
 from tests.sandbox.helpers import DEFAULT_PIPELINE, order
 
 LIST = "/crm/v3/objects/orders"

@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
-from hubspot.sandbox import objects, snapshot
-from hubspot.sandbox.defaults import DEFAULT_ORDER_PIPELINE_ID, install_defaults
-from hubspot.sandbox.http import HubSpotError
-from hubspot.sandbox.seed import seed
-from hubspot.sandbox.server import Sandbox, SandboxConfig
-from hubspot.sandbox.state import SandboxState
-from hubspot.sandbox.testing import SandboxSession
+from hubspot_sandbox import objects, snapshot
+from hubspot_sandbox.defaults import DEFAULT_ORDER_PIPELINE_ID, install_defaults
+from hubspot_sandbox.http import HubSpotError
+from hubspot_sandbox.seed import seed
+from hubspot_sandbox.server import Sandbox, SandboxConfig
+from hubspot_sandbox.state import SandboxState
+from hubspot_sandbox.testing import SandboxSession
 from tests.conftest import ROOT
 
 

@@ -7,18 +7,14 @@ sandbox used to refuse with 400 "Unable to infer object type from: companies".
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hubspot.sandbox.seed import seed, seed_standard
-from hubspot.sandbox.state import SandboxState
-from tests.sandbox.helpers import assert_error, create
+from hubspot_sandbox.seed import seed, seed_standard
+from hubspot_sandbox.state import SandboxState
+from tests.sandbox.helpers import assert_error, create, run_sdk_script
 
 STANDARD = {"seed_companies": 3, "seed_deals": 4}
 
@@ -322,20 +318,8 @@ SDK_SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.sandbox(**STANDARD)
-def test_the_official_sdk_reads_companies(sandbox: Any, tmp_path: Path) -> None:
-    script = tmp_path / "companies_sdk.py"
-    script.write_text(SDK_SCRIPT)
-    # -I and a directory outside the project: the project's ``hubspot`` package would shadow the SDK's.
-    done = subprocess.run(
-        [sys.executable, "-I", str(script), sandbox.url, sandbox.config.token],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    out = json.loads(done.stdout)
+def test_the_official_sdk_reads_companies(sandbox: Any) -> None:
+    out = run_sdk_script(SDK_SCRIPT, sandbox.url, sandbox.config.token)
     assert len(out["names"]) == 2 and all(out["names"])
     assert out["after"]  # three seeded companies: a second page
     assert out["made"] == ["SDK Co", "datetime"]

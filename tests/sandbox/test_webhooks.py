@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from hubspot.sandbox.state import ChangeEvent, SandboxState
-from hubspot.sandbox.webhooks import WebhookSender, sign_v3
+from hubspot_sandbox.state import ChangeEvent, SandboxState
+from hubspot_sandbox.webhooks import WebhookSender, sign_v3
 
 SECRET = "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"
 APP_ID = 1_160_452
