@@ -86,3 +86,22 @@ def test_the_import_contracts_hold() -> None:
     result = subprocess.run([tool], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stdout[-3000:]
     assert "0 broken" in result.stdout
+
+
+def test_the_integration_keeps_its_app_label_and_tables() -> None:
+    """Renamed to leave ``hubspot`` to HubSpot's SDK, the integration kept its label: existing databases
+    (tables, migration history, content types, admin URLs) carry over without a migration."""
+    from django.apps import apps
+    from django.db.migrations.loader import MigrationLoader
+
+    from hubspot_sync.models import Change, Contact, SyncRun
+
+    config = apps.get_app_config("hubspot")
+    assert config.name == "hubspot_sync"
+    assert {model._meta.db_table for model in (Change, Contact, SyncRun)} == {
+        "hubspot_change",
+        "hubspot_contact",
+        "hubspot_syncrun",
+    }
+    loader = MigrationLoader(None, ignore_no_migrations=True)
+    assert ("hubspot", "0001_initial") in loader.disk_migrations
