@@ -1761,12 +1761,17 @@ def create_pipeline(
 
 
 def update_pipeline(
-    object_type: str, pipeline_id: str, *, label: str | None = None, display_order: int | None = None
+    object_type: str,
+    pipeline_id: str,
+    *,
+    label: str | None = None,
+    display_order: int | None = None,
+    restore: bool = False,
 ) -> ApiPipeline:
-    """Rename or reorder a pipeline (PATCH)."""
+    """Rename or reorder a pipeline (PATCH); ``restore`` brings back one deleted in HubSpot."""
     # Reference: https://developers.hubspot.com/docs/api/crm/pipelines
-    # Quirk: "archived" may only be sent to restore an archived pipeline (a 400 otherwise), so never here.
-    body: dict[str, Any] = {}
+    # Quirk: "archived" may only be sent to restore an archived pipeline (a 400 otherwise), so only then.
+    body: dict[str, Any] = {"archived": False} if restore else {}
     if label is not None:
         body["label"] = label
     if display_order is not None:
@@ -1826,11 +1831,15 @@ def update_stage(
     metadata: Mapping[str, str],
     label: str | None = None,
     display_order: int | None = None,
+    restore: bool = False,
 ) -> ApiStage:
-    """Change a stage (PATCH). HubSpot requires ``metadata`` on every stage update: send it whole."""
+    """Change a stage (PATCH). HubSpot requires ``metadata`` on every stage update: send it whole.
+    ``restore`` brings back a stage deleted in HubSpot."""
     # Reference: https://developers.hubspot.com/docs/api/crm/pipelines (PipelineStagePatchInput: metadata
-    # required, label and displayOrder optional)
+    # required, label and displayOrder optional; archived only to restore)
     body: dict[str, Any] = {"metadata": dict(metadata)}
+    if restore:
+        body["archived"] = False
     if label is not None:
         body["label"] = label
     if display_order is not None:

@@ -8,6 +8,7 @@ the system).
 
 Records (orders, carts, contacts, line items)
     record_change(*, obj, properties, by) -> Change
+    record_changes(*, items, by) -> list[Change]                 (many at once: [(record, properties)])
     record_create(*, object_type, properties, by, links=(), id_property=None) -> (record, Change)
     association_add(*, obj, to, by, type_id=None) -> Change
     association_remove(*, obj, to, by, type_id=None) -> Change
@@ -58,6 +59,7 @@ from hubspot_sync.pending import (
     waiting_on,
     wire,
     write_values,
+    write_values_many,
 )
 
 if TYPE_CHECKING:
@@ -150,14 +152,18 @@ def _copy_onto(obj: MirroredObject, record: MirroredObject) -> None:
         setattr(obj, f.attname, getattr(record, f.attname))
 
 
-def _bases(object_type: str, record: MirroredObject, names: Iterable[str]) -> dict[str, Any]:
+def _bases(
+    object_type: str, record: MirroredObject, names: Iterable[str], earlier: list[Change] | None = None
+) -> dict[str, Any]:
     """The value HubSpot has (or will have once earlier edits land) for each property, as far as we know:
-    the base a push compares with HubSpot's current value to find conflicts."""
-    earlier = list(
-        Change.objects.for_record(object_type, record.hubspot_id)
-        .filter(status__in=UNSETTLED, kind__in=VALUE_KINDS)
-        .order_by("pk")
-    )
+    the base a push compares with HubSpot's current value to find conflicts. ``earlier``: the record's
+    unsettled edits, oldest first, when the caller has read them."""
+    if earlier is None:
+        earlier = list(
+            Change.objects.for_record(object_type, record.hubspot_id)
+            .filter(status__in=UNSETTLED, kind__in=VALUE_KINDS)
+            .order_by("pk")
+        )
     base: dict[str, Any] = {}
     for name in names:
         latest = next((c for c in reversed(earlier) if name in c.new), None)
@@ -214,6 +220,71 @@ def record_change(*, obj: MirroredObject, properties: Mapping[str, PropertyValue
     _copy_onto(obj, record)
     queue_push_on_commit()
     return change
+
+
+@transaction.atomic
+def record_changes(
+    *, items: Sequence[tuple[MirroredObject, Mapping[str, PropertyValue]]], by: User | None
+) -> list[Change]:
+    """``record_change`` for many records of one type at once (a stage's orders moved out before it is
+    deleted): the same changes, bases and local writes, in a few statements for the lot."""
+    if not items:
+        return []
+    spec = spec_for(items[0][0])
+    model = spec.model
+    locked = {
+        r.pk: r for r in model._default_manager.select_for_update().filter(pk__in=[o.pk for o, _ in items])
+    }
+    ids = [locked[o.pk].hubspot_id for o, _ in items if o.pk in locked]
+    earlier: dict[str, list[Change]] = {}
+    for change in (
+        Change.objects.filter(
+            object_type=spec.name, object_id__in=ids, status__in=UNSETTLED, kind__in=VALUE_KINDS
+        )
+        .order_by("pk")
+        .iterator()
+    ):
+        earlier.setdefault(change.object_id, []).append(change)
+    changes: list[Change] = []
+    writes: list[tuple[MirroredObject, dict[str, str]]] = []
+    for obj, properties in items:
+        record = locked.get(obj.pk)
+        if record is None:
+            continue  # deleted meanwhile
+        values = {name: wire(value) for name, value in properties.items()}
+        if not values:
+            raise ValueError("record_changes needs at least one property per record")
+        changes.append(
+            Change(
+                kind=ChangeKind.UPDATE,
+                object_type=spec.name,
+                object_id=record.hubspot_id,
+                base=_bases(spec.name, record, values, earlier.get(record.hubspot_id, [])),
+                new=values,
+                waits_for=" ".join(temp_ids_in(record.hubspot_id, values)),
+                created_by=by,
+                created_by_name=staff_name(by),
+            )
+        )
+        writes.append((record, values))
+    Change.objects.bulk_create(changes)
+    first = min(c.pk for c in changes) if changes else 0
+    by_record = {c.object_id: c for c in changes}
+    for older in Change.objects.filter(
+        object_type=spec.name,
+        object_id__in=list(by_record),
+        status__in=(ChangeStatus.FAILED, ChangeStatus.CONFLICT),
+        kind=ChangeKind.UPDATE,
+        pk__lt=first,
+    ):
+        if set(older.new) <= set(by_record[older.object_id].new):
+            _settle(older, ChangeStatus.DISCARDED, Resolution.SUPERSEDED, by)
+    write_values_many(spec, writes)
+    for obj, _ in items:
+        if obj.pk in locked:
+            _copy_onto(obj, locked[obj.pk])
+    queue_push_on_commit()
+    return changes
 
 
 @transaction.atomic

@@ -51,3 +51,8 @@ class OrdersConfig(AppConfig):
 
         # A failed move is corrected by choosing a stage of the order's pipeline, never by typing ids.
         register_correction("orders", stage_correction)
+        from orders.services import orders_move_out
+        from pipelines import hooks
+
+        # A stage deleted (or a pipeline archived) in the editor moves its orders out through their outbox.
+        hooks.register_orders_mover(orders_move_out)

@@ -13,14 +13,17 @@ from django.db.models import QuerySet
 from django.http import QueryDict
 from django.utils import timezone
 
-from hubspot_sync.outbox import record_change
+from hubspot_sync.outbox import record_change, record_changes
 from orders.board import filter_query
 from orders.models import Order, SavedView
 from pipelines.models import Pipeline, Stage
-from pipelines.rules import MoveCheck, check_move, move_properties
+from pipelines.rules import MoveCheck, check_move, missing_properties, move_properties
+from pipelines.services import PipelineRuleError, orders_in
 
 # Orders a bulk-move task reads at a time.
 BULK_CHUNK = 200
+# Orders moved out of a deleted stage (or archived pipeline) per bulk write.
+MOVE_OUT_CHUNK = 500
 
 
 class MovedMeanwhile(Exception):
@@ -188,6 +191,26 @@ def orders_bulk_move_by_id(*, stage: Stage, hubspot_ids: list[str], by: User) ->
         chunk = Order.objects.filter(hubspot_id__in=hubspot_ids[start : start + BULK_CHUNK], archived=False)
         moved += orders_bulk_move(orders=chunk.select_related("stage"), stage=stage, by=by).moved
     return moved
+
+
+def orders_move_out(*, source: Stage | Pipeline, target: Stage, by: User | None) -> int:
+    """Move every live order of a stage being deleted (or a pipeline being archived) to the target, each move
+    a change for HubSpot, written in bulk in the caller's transaction; returns how many moved. An order
+    without a value the target requires stops them all (PipelineRuleError): the deletion checked that first,
+    and the check is repeated here under the rows' locks."""
+    ids = list(orders_in(source).order_by("pk").values_list("pk", flat=True))
+    # The pipeline and stage come from the target alone.
+    place = {"hs_pipeline": target.pipeline.hubspot_id, "hs_pipeline_stage": target.hubspot_id}
+    for start in range(0, len(ids), MOVE_OUT_CHUNK):
+        orders = list(Order.objects.filter(pk__in=ids[start : start + MOVE_OUT_CHUNK]))
+        lacking = [o for o in orders if missing_properties(o.properties, target)]
+        if lacking:
+            raise PipelineRuleError(
+                f"{lacking[0]} has no value for what “{target.label}” requires; fill it in first, or choose "
+                "another stage."
+            )
+        record_changes(items=[(order, place) for order in orders], by=by)
+    return len(ids)
 
 
 def saved_view_save(*, user: User, pipeline: Pipeline, name: str, query: str) -> SavedView:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -48,16 +48,30 @@ def check_move_from(
 ) -> MoveCheck:
     """May the order go from ``current`` (the stage HubSpot has it in, when that differs from the cache's,
     as for a failed move being corrected) into the target stage, with these extra values?"""
-    values = values or {}
+    stage_rules = check_stage_rules(current, target)
+    if not stage_rules.allowed:
+        return stage_rules
+    missing = missing_properties(order.properties, target, values)
+    if missing:
+        return MoveCheck(False, f"“{target.label}” needs a value first.", missing)
+    return MoveCheck(True)
+
+
+def check_stage_rules(
+    current: Stage | None, target: Stage, stages: Sequence[Stage] | None = None
+) -> MoveCheck:
+    """The pipeline's rules for a move from ``current`` into ``target``, whatever the order: no moving back,
+    no skipping open stages. ``stages``: the pipeline's live stages, when the caller has them (else read)."""
     pipeline = target.pipeline
-    if current is not None and current.pipeline_id == target.pipeline_id and current.pk != target.pk:
-        if not pipeline.allow_moving_back and target.display_order < current.display_order:
-            return MoveCheck(
-                False,
-                f"{pipeline.label} doesn't allow moving orders back, "
-                f"from “{current.label}” to “{target.label}”.",
-            )
-        if not pipeline.allow_skipping and target.state == StageState.OPEN:
+    if current is None or current.pipeline_id != target.pipeline_id or current.pk == target.pk:
+        return MoveCheck(True)
+    if not pipeline.allow_moving_back and target.display_order < current.display_order:
+        return MoveCheck(
+            False,
+            f"{pipeline.label} doesn't allow moving orders back, from “{current.label}” to “{target.label}”.",
+        )
+    if not pipeline.allow_skipping and target.state == StageState.OPEN:
+        if stages is None:
             skipped = list(
                 Stage.objects.filter(
                     pipeline=pipeline,
@@ -67,16 +81,28 @@ def check_move_from(
                     display_order__lt=target.display_order,
                 ).values_list("label", flat=True)
             )
-            if skipped:
-                return MoveCheck(
-                    False,
-                    f"{pipeline.label} doesn't allow skipping stages: move through “{skipped[0]}” first.",
-                )
-    missing = [
+        else:
+            skipped = [
+                s.label
+                for s in sorted(stages, key=lambda s: (s.display_order, s.label))
+                if not s.archived
+                and s.state == StageState.OPEN
+                and current.display_order < s.display_order < target.display_order
+            ]
+        if skipped:
+            return MoveCheck(
+                False, f"{pipeline.label} doesn't allow skipping stages: move through “{skipped[0]}” first."
+            )
+    return MoveCheck(True)
+
+
+def missing_properties(
+    properties: Mapping[str, Any], target: Stage, values: Mapping[str, str] | None = None
+) -> list[str]:
+    """The target's required properties that neither the order's properties nor ``values`` fill."""
+    values = values or {}
+    return [
         name
         for name in move_properties(target)
-        if not str(values.get(name) or order.properties.get(name) or "").strip()
+        if not str(values.get(name) or properties.get(name) or "").strip()
     ]
-    if missing:
-        return MoveCheck(False, f"“{target.label}” needs a value first.", missing)
-    return MoveCheck(True)

@@ -1,0 +1,36 @@
+"""What the pipelines app needs of the records in its pipelines, registered by the app that owns them (orders,
+from ``OrdersConfig.ready``): the pipelines app may not import orders, which sit above it.
+
+    register_orders_mover(move)      move(*, source, target, by) -> how many orders moved
+    move_orders(*, source, target, by) -> int
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+    from pipelines.models import Pipeline, Stage
+
+
+class OrdersMover(Protocol):
+    """Moves every live order of ``source`` (a stage, or a whole pipeline) to ``target``, each move an outbox
+    Change under the stage rules, in the caller's transaction; returns how many moved. Raises
+    ``pipelines.services.PipelineRuleError`` when an order may not enter the target."""
+
+    def __call__(self, *, source: Stage | Pipeline, target: Stage, by: User | None) -> int: ...
+
+
+_movers: list[OrdersMover] = []
+
+
+def register_orders_mover(move: OrdersMover) -> None:
+    _movers[:] = [move]
+
+
+def move_orders(*, source: Stage | Pipeline, target: Stage, by: User | None) -> int:
+    if not _movers:
+        raise LookupError("no app registered how its orders move out of a stage")
+    return _movers[0](source=source, target=target, by=by)
