@@ -763,7 +763,8 @@ def pipeline_change_locally(change: Change, undo: bool) -> None:
     change is retried, discarded, resolved or cascades). Undoing shows what HubSpot has, as far as we know:
     its value from a conflict, else the value before the change."""
     if undo:
-        values = {name: change.remote.get(name, change.base.get(name)) for name in change.new}
+        values = {name: change.base.get(name) for name in change.new}
+        values.update(change.remote)  # HubSpot's values (or that it deleted the thing) after a conflict
         values = {name: value for name, value in values.items() if value is not None}
     else:
         values = dict(change.new)
