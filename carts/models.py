@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.db import models
 from django.db.models import Case, Exists, OuterRef, Q, Value, When
+from django.db.models.expressions import Combinable
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -389,11 +390,21 @@ class RecoverySendQuerySet(models.QuerySet["RecoverySend"]):
     def holding(self) -> RecoverySendQuerySet:
         return self.filter(status__in=HOLDING)
 
-    def recent_to(self, email: str, since: datetime) -> RecoverySendQuerySet:
-        """Sends to this address that went (or may have gone) out since ``since``."""
-        return self.filter(
-            to_email=normalize_email(email), status__in=DELIVERED_OR_MAYBE, sending_at__gte=since
-        )
+    def capping(
+        self, *, email: str | Combinable, cart: int | Combinable, now: datetime
+    ) -> RecoverySendQuerySet:
+        """The sends that hold the per-contact frequency cap (one recovery email per address per
+        CARTS_EMAIL_CAP_HOURS, across carts) against an email about ``cart`` to ``email`` at ``now``: to that
+        address, gone (or maybe gone) within the cap, about another cart. A cart's own earlier steps don't
+        count, so each of its steps goes at its delay. Empty (no query) when the cap is off.
+
+        The one rule for the sequence's tick (``email``, ``cart``: OuterRef expressions) and the worker's
+        claim (values; ``email`` normalised)."""
+        if settings.CARTS_EMAIL_CAP_HOURS <= 0:
+            return self.none()
+        since = now - timedelta(hours=settings.CARTS_EMAIL_CAP_HOURS)
+        another_cart = ~Q(cart=cart)
+        return self.filter(another_cart, to_email=email, status__in=DELIVERED_OR_MAYBE, sending_at__gte=since)
 
 
 class RecoverySend(models.Model):

@@ -180,12 +180,13 @@ def _claim(send: RecoverySend, message_id: str) -> str:
     """Within one transaction: check the per-contact cap and move queued → sending. Returns "" when this
     task may now talk to the mail server, else what happened instead."""
     now = timezone.now()
-    cap = timedelta(hours=settings.CARTS_EMAIL_CAP_HOURS)
     with transaction.atomic():
         _lock_address(send.to_email)
-        recent = RecoverySend.objects.recent_to(send.to_email, now - cap).exclude(pk=send.pk)
+        capping = RecoverySend.objects.capping(
+            email=normalize_email(send.to_email), cart=send.cart_id, now=now
+        )
         reason = ""
-        if settings.CARTS_EMAIL_CAP_HOURS > 0 and recent.exists():
+        if capping.exists():
             reason = f"This contact got a recovery email in the last {settings.CARTS_EMAIL_CAP_HOURS} h"
         elif Suppression.objects.is_suppressed(send.to_email):
             # Unsubscribed since the guards ran.

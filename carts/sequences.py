@@ -16,17 +16,17 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import transaction
+from django.db import connection, models, transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
 
 from carts.models import (
-    DELIVERED_OR_MAYBE,
     HOLDING,
     Cart,
     CartEvent,
@@ -205,9 +205,29 @@ def anchor_abandoned(now: datetime) -> int:
     )
 
 
+def step_templates(steps: list[SequenceStep]) -> dict[int, RecoveryTemplate]:
+    """``step_template`` for each step, in one query: its own template, else the step's active template, else
+    the default one. A step with none is left out."""
+    found = list(
+        RecoveryTemplate.objects.filter(
+            Q(active=True, step__in=[s.step for s in steps if s.template is None]) | Q(is_default=True)
+        ).order_by("name", "pk")
+    )
+    default = next((t for t in found if t.is_default), None)
+    by_step: dict[int, RecoveryTemplate] = {}
+    for template in found:
+        if template.active and template.step is not None:
+            by_step.setdefault(template.step, template)
+    chosen = {s.step: s.template or by_step.get(s.step) or default for s in steps}
+    return {step: template for step, template in chosen.items() if template is not None}
+
+
 def sequence_tick(now: datetime | None = None) -> int:
     """Request every due step of every running sequence (bounded per step); returns how many sends were
-    requested. The worker checks each again with HubSpot before it sends."""
+    requested. The worker checks each again with HubSpot before it sends.
+
+    The statements are the same whatever is due: one read per step, then one write transaction with one
+    insert for the sends and one for their log lines (each a single statement however many rows)."""
     from carts import tasks
 
     now = now or timezone.now()
@@ -219,33 +239,31 @@ def sequence_tick(now: datetime | None = None) -> int:
     carts = _open_stores(_running(), now)
     if carts is None or not steps:
         return 0
-    cap = timedelta(hours=settings.CARTS_EMAIL_CAP_HOURS)
-    if settings.CARTS_EMAIL_CAP_HOURS > 0:
-        # A step waits while the contact had an email within the frequency cap (rather than being skipped).
-        recent = RecoverySend.objects.filter(
-            to_email=Lower(OuterRef("customer_email")),
-            status__in=DELIVERED_OR_MAYBE,
-            sending_at__gte=now - cap,
-        )
-        carts = carts.exclude(Exists(recent))
+    templates = step_templates(steps)
+    # A step waits while another cart of the contact had an email within the frequency cap (rather than
+    # being skipped by the worker); the cart's own earlier steps don't hold it (RecoverySend.capping).
+    capping = RecoverySend.objects.capping(
+        email=Lower(OuterRef("customer_email")), cart=OuterRef("pk"), now=now
+    )
+    carts = carts.exclude(Exists(capping))
     # A send on its way to the same address waits too (two carts of one contact).
     carts = carts.exclude(
         Exists(
             RecoverySend.objects.filter(to_email=Lower(OuterRef("customer_email")), status=SendStatus.QUEUED)
         )
     )
-    requested: list[int] = []
+    due: list[tuple[int, str, str, int, int]] = []
     for index, step in enumerate(steps):
-        template = step_template(step)
+        template = templates.get(step.step)
         if template is None:
             continue
         later = steps[index + 1].delay_minutes if index + 1 < len(steps) else None
         until = (
             now - timedelta(minutes=later)
             if later is not None
-            else now - timedelta(minutes=step.delay_minutes)
-        ) - (LAST_STEP_GRACE if later is None else timedelta(0))
-        due = (
+            else now - timedelta(minutes=step.delay_minutes) - LAST_STEP_GRACE
+        )
+        rows = (
             carts.filter(
                 abandoned_at__lte=now - timedelta(minutes=step.delay_minutes), abandoned_at__gt=until
             )
@@ -255,58 +273,89 @@ def sequence_tick(now: datetime | None = None) -> int:
                 : max(1, settings.CARTS_SEQUENCE_BATCH)
             ]
         )
-        requested += _request(list(due), step.step, template, now)
+        due += [(pk, email, contact, step.step, template.pk) for pk, email, contact in rows]
+    requested = _request(due, now)
     if requested:
         transaction.on_commit(lambda: tasks.queue_in_batches(requested))
     return len(requested)
 
 
 @transaction.atomic
-def _request(
-    rows: list[tuple[int, str, str]], step: int, template: RecoveryTemplate, now: datetime
-) -> list[int]:
-    """Queued send rows for the carts (one of each step per cart: a row another request made since is left
-    alone), and their log lines; the new sends' ids."""
-    if not rows:
-        return []
+def _request(rows: list[tuple[int, str, str, int, int]], now: datetime) -> list[int]:
+    """Queued send rows for the due (cart, address, contact, step, template)s, and their log lines; the new
+    sends' ids. One email per address per tick: another cart of it waits for the frequency cap. A row
+    another request made since (one send per cart and step) is left alone. Two statements whatever the
+    number of rows, none of them left out when there is none."""
     seen: set[str] = set()
-    sends = []
-    for cart_id, email, contact in rows:
+    sends: list[tuple[Any, ...]] = []
+    for cart_id, email, contact, step, template_id in rows:
         address = normalize_email(email)
-        if address in seen:  # two carts of one address: one email now, the other waits for the cap
+        if address in seen:
             continue
         seen.add(address)
-        sends.append(
-            RecoverySend(
-                cart_id=cart_id,
-                step=step,
-                template=template,
-                to_email=address,
-                contact_hubspot_id=contact,
-                status=SendStatus.QUEUED,
-                token=secrets.token_urlsafe(24),
-                queued_at=now,
-            )
-        )
-    RecoverySend.objects.bulk_create(sends, ignore_conflicts=True)
-    made = list(
-        RecoverySend.objects.filter(token__in=[s.token for s in sends]).values_list(
-            "pk", "cart_id", "to_email"
-        )
+        sends.append((cart_id, step, template_id, address, contact, secrets.token_urlsafe(24)))
+    written = timezone.now()
+    made = insert_json(
+        RecoverySend,
+        ("cart", "step", "template", "to_email", "contact_hubspot_id", "token"),
+        sends,
+        constants={
+            "status": SendStatus.QUEUED.value,
+            "reason": "",
+            "message_id": "",
+            "attempts": 0,
+            "created_at": written,
+            "updated_at": written,
+            "queued_at": now,
+        },
+        returning=("id", "cart_id", "step", "to_email"),
+        ignore_conflicts=True,
     )
-    CartEvent.objects.bulk_create(
-        [
-            CartEvent(
-                cart_id=cart_id,
-                kind=EventKind.SEND_REQUESTED,
-                message=f"Step {step} to {address} (sequence)",
-                send_id=pk,
-                at=now,
-            )
-            for pk, cart_id, address in made
-        ]
+    insert_json(
+        CartEvent,
+        ("cart", "send", "message"),
+        [(cart_id, pk, f"Step {step} to {address} (sequence)") for pk, cart_id, step, address in made],
+        constants={"kind": EventKind.SEND_REQUESTED.value, "at": now},
     )
-    return [pk for pk, _, _ in made]
+    return sorted(int(pk) for pk, _, _, _ in made)
+
+
+def insert_json(
+    model: type[models.Model],
+    fields: tuple[str, ...],
+    rows: list[tuple[Any, ...]],
+    *,
+    constants: dict[str, Any],
+    returning: tuple[str, ...] = (),
+    ignore_conflicts: bool = False,
+) -> list[tuple[Any, ...]]:
+    """Insert ``rows`` (values of ``fields``, in order) with ``constants`` in each, as one statement however
+    many rows there are (they travel as one JSON array parameter), and return the ``returning`` columns of
+    the rows inserted. ``ignore_conflicts``: a row that would break a unique constraint is left out."""
+    meta = model._meta
+    quote = connection.ops.quote_name
+    by_name = {name: cast("models.Field[Any, Any]", meta.get_field(name)) for name in (*fields, *constants)}
+    columns = ", ".join(quote(by_name[name].column) for name in (*fields, *constants))
+    params = [by_name[name].get_db_prep_save(value, connection) for name, value in constants.items()]
+    if connection.vendor == "postgresql":
+        types = [by_name[name].db_type(connection) for name in (*fields, *constants)]
+        selected = [f"(e->>{i})::{types[i]}" for i in range(len(fields))]
+        selected += [f"%s::{types[len(fields) + i]}" for i in range(len(constants))]
+        source = "jsonb_array_elements(%s::jsonb) AS e"
+        verb, conflict = "INSERT INTO", " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
+    else:
+        selected = [f"value->>{i}" for i in range(len(fields))] + ["%s"] * len(constants)
+        source = "json_each(%s)"
+        verb, conflict = ("INSERT OR IGNORE INTO" if ignore_conflicts else "INSERT INTO"), ""
+    back = f" RETURNING {', '.join(quote(name) for name in returning)}" if returning else ""
+    # Table and column names come from the model's meta; values are parameters.
+    sql = (
+        f"{verb} {quote(meta.db_table)} ({columns}) SELECT {', '.join(selected)} "  # noqa: S608
+        f"FROM {source}{conflict}{back}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, json.dumps([list(row) for row in rows])])
+        return [tuple(found) for found in cursor.fetchall()] if returning else []
 
 
 # --- one cart's steps, for the drawer ----------------------------------------------------------------------

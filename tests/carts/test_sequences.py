@@ -191,19 +191,77 @@ def test_a_sequence_stops_at_an_unsubscribe_or_a_changed_contact(
     assert sequences.cart_steps(leaving, now=t0 + timedelta(hours=24))[1].why == "Unsubscribed"
 
 
-def test_a_step_waits_for_the_frequency_cap_instead_of_being_skipped(
-    portal: Portal, smtp_server: SmtpServer, sequence_on: dict[int, RecoveryTemplate], settings: Any
+class Clock:
+    """The time the tick and the worker's path read (django.utils.timezone.now), set by the test."""
+
+    def __init__(self) -> None:
+        self.at: datetime | None = None
+
+    def now(self) -> datetime:
+        return self.at or datetime.now(ZoneInfo("UTC"))
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    from django.utils import timezone
+
+    found = Clock()
+    monkeypatch.setattr(timezone, "now", found.now)
+    return found
+
+
+def test_the_cap_counts_other_carts_only_so_step_2_goes_at_exactly_24_hours(
+    portal: Portal,
+    smtp_server: SmtpServer,
+    sequence_on: dict[int, RecoveryTemplate],
+    settings: Any,
+    clock: Clock,
 ) -> None:
     settings.CARTS_SEND_WINDOW = "00:00-23:59"
     settings.CARTS_EMAIL_CAP_HOURS = 24
-    now = datetime.now(ZoneInfo("UTC"))
-    t0 = now - timedelta(hours=23)
-    cart = _night_cart(portal, "capped@example.com", t0)
-    manual = cart_send_request(cart=cart, step=1, by=None)
-    assert sending.recovery_send_deliver(send_id=manual.pk) == SendStatus.SENT
+    day = datetime.now(ZoneInfo("UTC")).date() - timedelta(days=3)
+    t0 = datetime(day.year, day.month, day.day, 10, 0, tzinfo=ZoneInfo("UTC"))
+    alone = _night_cart(portal, "alone@example.com", t0)
+    # Two carts of one contact: one of them is emailed by hand; the other is abandoned later.
+    shared = _night_cart(portal, "shared@example.com", t0 + timedelta(hours=23))
+    other = emailable_cart(portal, "shared@example.com", contact_id=shared.contact_hubspot_id)
 
-    assert sequences.sequence_tick(now=t0 + timedelta(hours=24)) == 0  # an email went an hour ago
-    assert sequences.sequence_tick(now=now + timedelta(hours=24, minutes=1)) == 1
+    clock.at = t0 + timedelta(hours=1)
+    assert sequences.sequence_tick(now=clock.at) == 1
+    first = RecoverySend.objects.get(cart=alone, step=1)
+    assert sending.recovery_send_deliver(send_id=first.pk) == SendStatus.SENT
+    clock.at = t0 + timedelta(hours=10)
+    by_hand = cart_send_request(cart=other, step=1, by=None)
+    assert sending.recovery_send_deliver(send_id=by_hand.pk) == SendStatus.SENT
+
+    clock.at = t0 + timedelta(hours=23, minutes=59)
+    assert sequences.sequence_tick(now=clock.at) == 0
+    # At +24 h the cart's own step 1 (23 h ago) does not hold its step 2; the other cart's email (14 h ago)
+    # holds the shared contact's step 1.
+    clock.at = t0 + timedelta(hours=24)
+    assert sequences.sequence_tick(now=clock.at) == 1
+    second = RecoverySend.objects.get(cart=alone, step=2)
+    assert second.queued_at == t0 + timedelta(hours=24)
+    assert not RecoverySend.objects.filter(cart=shared).exists()
+    assert sending.recovery_send_deliver(send_id=second.pk) == SendStatus.SENT
+    second.refresh_from_db()
+    assert second.sending_at == t0 + timedelta(hours=24)
+    assert [m.to for m in smtp_server.mailbox.list()].count(["alone@example.com"]) == 2
+
+    # The other cart's email holds the contact for 24 h, to the minute.
+    clock.at = t0 + timedelta(hours=34)
+    assert sequences.sequence_tick(now=clock.at) == 0
+    clock.at = t0 + timedelta(hours=34, minutes=1)
+    assert sequences.sequence_tick(now=clock.at) == 1
+    waited = RecoverySend.objects.get(cart=shared)
+    assert waited.step == 1
+    assert sending.recovery_send_deliver(send_id=waited.pk) == SendStatus.SENT
+    # And the worker's claim applies the same rule: another cart of the contact, asked for by hand now, waits.
+    clock.at = t0 + timedelta(hours=35)
+    third = cart_send_request(cart=other, step=2, by=None)
+    assert sending.recovery_send_deliver(send_id=third.pk) == SendStatus.SKIPPED
+    third.refresh_from_db()
+    assert third.reason == "This contact got a recovery email in the last 24 h"
 
 
 def test_the_tick_is_off_until_switched_on(portal: Portal, default_template: RecoveryTemplate) -> None:
@@ -232,6 +290,55 @@ def test_the_tick_makes_the_same_number_of_queries_for_more_carts(
         counts.append(len(queries))
         assert RecoverySend.objects.filter(to_email__startswith=f"count{index}").count() == 2
     assert counts[0] == counts[1]
+
+
+@pytest.mark.django_db(transaction=False)
+def test_the_tick_makes_the_same_queries_whether_no_some_or_many_carts_are_due(
+    default_template: RecoveryTemplate, settings: Any
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    settings.CARTS_SEND_WINDOW = "00:00-23:59"
+    settings.CARTS_SEQUENCE_BATCH = 500
+    SequenceSettings.objects.update_or_create(pk=1, defaults={"enabled": True})
+    sequences.sequence_steps()
+    now = datetime(2026, 11, 2, 12, 0, tzinfo=ZoneInfo("UTC"))
+    made = iter(range(10**6))
+
+    def carts(count: int, hours_ago: int) -> None:
+        rows = []
+        for _ in range(count):
+            n = next(made)
+            rows.append(
+                Cart(
+                    hubspot_id=f"55{n:06d}",
+                    cart_url=f"https://shop.example.com/cart/{n}",
+                    customer_email=f"due{n}@customer.example",
+                    contact_hubspot_id=f"66{n:06d}",
+                    status="abandoned",
+                    remote_updated_at=now - timedelta(hours=hours_ago),
+                    abandoned_at=now - timedelta(hours=hours_ago),
+                )
+            )
+        Cart.objects.bulk_create(rows)
+
+    def tick() -> tuple[int, int]:
+        with CaptureQueriesContext(connection) as queries:
+            requested = sequences.sequence_tick(now=now)
+        return len(queries), requested
+
+    none_due = tick()
+    carts(3, hours_ago=2)  # step 1 only
+    some_due = tick()
+    for hours in (2, 30, 80):  # every step, more rows than one statement's parameters would hold
+        carts(150, hours_ago=hours)
+    many_due = tick()
+
+    assert (none_due[1], some_due[1], many_due[1]) == (0, 3, 450)
+    assert none_due[0] == some_due[0] == many_due[0]
+    assert RecoverySend.objects.filter(status=SendStatus.QUEUED, queued_at=now).count() == 453
+    assert set(RecoverySend.objects.values_list("step", flat=True)) == {1, 2, 3}
 
 
 # --- the settings page and the drawer's block -------------------------------------------------------------
