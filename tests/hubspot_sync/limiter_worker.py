@@ -1,7 +1,7 @@
 """A process that takes permits from a shared rate limiter and prints when each was granted.
 
 test_ratelimit starts several of these at once against one store and checks the recorded timestamps:
-``python -m tests.hubspot.limiter_worker --url sqlite:///... --name t1 --rates 8/400,3/100 --permits 6``.
+``python -m tests.hubspot_sync.limiter_worker --url sqlite:///... --name t1 --rates 8/400,3/100 --permits 6``.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from orders.models import Order
 from pipelines import services as pipeline_services
 from pipelines.models import Pipeline, Stage
 from tests import factories
-from tests.hubspot.pushkit import an_order, batch_calls, remote, serving_portal, writes_of
+from tests.hubspot_sync.pushkit import an_order, batch_calls, remote, serving_portal, writes_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

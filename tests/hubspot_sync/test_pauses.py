@@ -30,7 +30,7 @@ from hubspot_sync.models import (
 )
 from orders.models import Order
 from tests import factories
-from tests.hubspot.test_sync import point_client_at
+from tests.hubspot_sync.test_sync import point_client_at
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -21,7 +21,7 @@ from hubspot_sync.models import Change, ChangeStatus, Resolution
 from orders.models import Order
 from tests import factories
 from tests.conftest import WorkerProcess, wait_until
-from tests.hubspot.pushkit import (
+from tests.hubspot_sync.pushkit import (
     BeatProcess,
     an_order,
     batch_calls,

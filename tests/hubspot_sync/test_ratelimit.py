@@ -68,7 +68,7 @@ def hammer(
     command = [
         sys.executable,
         "-m",
-        "tests.hubspot.limiter_worker",
+        "tests.hubspot_sync.limiter_worker",
         f"--url={url}",
         f"--name={name}",
         f"--rates={spec}",

@@ -24,7 +24,7 @@ from hubspot_sync.models import Association, Contact, LineItem, PropertyDefiniti
 from hubspot_sync.verify import verify
 from orders.models import Order
 from pipelines.models import Pipeline, Stage
-from tests.hubspot.test_sync import assert_cache_equals, point_client_at
+from tests.hubspot_sync.test_sync import assert_cache_equals, point_client_at
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -12,7 +12,7 @@ import pytest
 
 from hubspot_sync import webhooks
 from hubspot_sync.models import WebhookEvent
-from tests.hubspot.test_webhooks import SECRET, URL, event, post
+from tests.hubspot_sync.test_webhooks import SECRET, URL, event, post
 
 pytestmark = pytest.mark.django_db
 

@@ -20,8 +20,8 @@ from hubspot_sandbox.server import Sandbox
 from hubspot_sync import outbox, push, services, sync, tasks
 from hubspot_sync.models import ChangeStatus, WebhookEvent, WebhookOutcome
 from orders.models import Order
-from tests.hubspot.pushkit import an_order, serving_portal
-from tests.hubspot.test_webhooks import SECRET, event, post
+from tests.hubspot_sync.pushkit import an_order, serving_portal
+from tests.hubspot_sync.test_webhooks import SECRET, event, post
 
 
 @pytest.fixture
