@@ -7,6 +7,7 @@ class CartsConfig(AppConfig):
 
     def ready(self) -> None:
         from carts import checks  # noqa: F401 (registers the system checks)
+        from carts.customer_change import carts_customer_changed, carts_customer_digest
         from carts.services import carts_refresh_links
         from hubspot_sync import registry
         from hubspot_sync.registry import Column, MirrorType
@@ -26,7 +27,9 @@ class CartsConfig(AppConfig):
                     Column("store", "hs_source_store", max_length=255),
                 ),
                 associations=("contacts", "line_items", "orders"),
-                after_upsert=(carts_refresh_links,),
+                # The moment of the customer's last change (not our own write-back's): carts.customer_change.
+                derive=(carts_customer_digest,),
+                after_upsert=(carts_refresh_links, carts_customer_changed),
                 copies_contact=True,
             ),
             "cart",

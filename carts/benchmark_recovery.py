@@ -71,6 +71,7 @@ def seed_carts(n: int, now: datetime, *, emailed: bool, rng: random.Random) -> N
                 "email_state": EmailState.EMAILED if emailed else EmailState.NEW,
                 "remote_created_at": abandoned - timedelta(hours=1),
                 "remote_updated_at": abandoned,
+                "customer_changed_at": abandoned,
                 "synced_at": now,
                 "properties": {},
             }

@@ -124,11 +124,12 @@ class CartQuerySet(models.QuerySet["Cart"]):
         return self.filter(archived=False)
 
     def abandoned(self, now: datetime | None = None) -> CartQuerySet:
-        """Live carts, not completed, with no order, unchanged for CARTS_ABANDONED_AFTER_MIN minutes."""
+        """Live carts, not completed, with no order, unchanged by their customer for CARTS_ABANDONED_AFTER_MIN
+        minutes (``customer_changed_at``: our own write-back to HubSpot is no change)."""
         cutoff = (now or timezone.now()) - timedelta(minutes=settings.CARTS_ABANDONED_AFTER_MIN)
         return (
             self.live()
-            .filter(order_hubspot_id="", remote_updated_at__lte=cutoff)
+            .filter(order_hubspot_id="", customer_changed_at__lte=cutoff)
             .exclude(status__in=completed_statuses())
         )
 
@@ -175,9 +176,17 @@ class Cart(MirroredObject):
         max_length=16, choices=EmailState.choices, default=EmailState.NEW, db_index=True
     )
     last_email_at = models.DateTimeField(null=True, blank=True, db_index=True)
-    # When the cart was abandoned (its last change in HubSpot before it counted as abandoned), set once by
-    # the sequence tick: the steps' delays count from it, and our own property writes don't move it.
+    # When the cart was abandoned (its customer's last change before it counted as abandoned), set once by
+    # the sequence tick: the steps' delays count from it.
     abandoned_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # The cart's last change by its customer (or shop): HubSpot's last-modified date when a property other
+    # than our own orderdeck_* ones changed, or the cart was new (carts.customer_change); our write-back moves
+    # remote_updated_at, never this. What "abandoned" counts from.
+    customer_changed_at = models.DateTimeField(null=True, blank=True)
+    # Written by sync: a digest of those properties as last synced; and the digest customer_changed_at was
+    # last set for. (Nullable, without defaults, so that SQLite adds them without rebuilding the table.)
+    customer_digest = models.BigIntegerField(null=True, blank=True)
+    customer_changed_digest = models.BigIntegerField(null=True, blank=True)
     # What the list shows (RecoveryState): stored, and kept exact by carts.recovery_state at every change that
     # affects it (a send, click, unsubscribe, suppression change, sync of the cart or its contact, settings).
     recovery_state = models.CharField(max_length=16, choices=RecoveryState.choices, default=RecoveryState.NEW)
@@ -230,6 +239,8 @@ class Cart(MirroredObject):
         return self.name or f"Cart {self.hubspot_id}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
+        if self._state.adding and self.customer_changed_at is None:
+            self.customer_changed_at = self.remote_updated_at  # a new cart: its last change is its customer's
         super().save(*args, **kwargs)
         fields = kwargs.get("update_fields")
         if fields is None or RECOVERY_STATE_INPUTS & set(fields):

@@ -194,14 +194,14 @@ def _open_stores(carts: QuerySet[Cart], now: datetime) -> QuerySet[Cart] | None:
 
 
 def anchor_abandoned(now: datetime) -> int:
-    """Note when newly abandoned carts were abandoned (one UPDATE)."""
+    """Note when newly abandoned carts were abandoned: their customer's last change (one UPDATE)."""
     cutoff = now - timedelta(minutes=settings.CARTS_ABANDONED_AFTER_MIN)
     return (
         Cart.objects.filter(
-            abandoned_at__isnull=True, archived=False, order_hubspot_id="", remote_updated_at__lte=cutoff
+            abandoned_at__isnull=True, archived=False, order_hubspot_id="", customer_changed_at__lte=cutoff
         )
         .exclude(status__in=completed_statuses())
-        .update(abandoned_at=F("remote_updated_at"))
+        .update(abandoned_at=F("customer_changed_at"))
     )
 
 
@@ -381,8 +381,8 @@ def cart_steps(cart: Cart, now: datetime | None = None) -> list[StepLine]:
         if held is None or held.status in (SendStatus.SKIPPED, SendStatus.FAILED):
             sends[found.step] = found
     anchor = cart.abandoned_at
-    if anchor is None and cart.remote_updated_at is not None:
-        anchor = cart.remote_updated_at
+    if anchor is None and cart.customer_changed_at is not None:
+        anchor = cart.customer_changed_at
     stop = _stop_reason(cart, sends.values())
     zone = zone_for(cart.store)
     lines: list[StepLine] = []
