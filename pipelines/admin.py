@@ -8,13 +8,15 @@ from pipelines.models import Pipeline, Stage
 
 class StageInline(admin.TabularInline[Stage, Pipeline]):
     model = Stage
-    fields = ("label", "display_order", "state", "required_properties", "archived")
-    readonly_fields = ("label", "display_order", "state", "archived")
+    fields = ("label", "display_order", "state", "required_properties", "archived", "hubspot_id")
+    readonly_fields = fields
     extra = 0
     can_delete = False
 
-    # Stages come from HubSpot: the admin edits their rules only.
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -23,7 +25,8 @@ class StageInline(admin.TabularInline[Stage, Pipeline]):
 
 @admin.register(Pipeline)
 class PipelineAdmin(admin.ModelAdmin[Pipeline]):
-    """Board settings and stage rules; labels and stages themselves come from HubSpot (and the editor)."""
+    """Read only: pipelines, their stages, stage rules and board settings are edited in the pipeline editor
+    (/pipelines/), which checks HubSpot's rules and sends the changes through the outbox."""
 
     list_display = (
         "label",
@@ -33,13 +36,23 @@ class PipelineAdmin(admin.ModelAdmin[Pipeline]):
         "allow_moving_back",
         "archived",
     )
-    fields = ("label", "stale_after_days", "card_properties", "allow_skipping", "allow_moving_back")
-    readonly_fields = ("label",)
+    fields = (
+        "label",
+        "hubspot_id",
+        "display_order",
+        "archived",
+        "stale_after_days",
+        "card_properties",
+        "allow_skipping",
+        "allow_moving_back",
+    )
+    readonly_fields = fields
     inlines = [StageInline]
 
-    # Pipelines come from HubSpot (a pipeline added here would exist nowhere else, nameless, and could become
-    # the landing board): the admin edits their board settings only.
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Pipeline | None = None) -> bool:
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Pipeline | None = None) -> bool:
