@@ -11,9 +11,11 @@ from html.parser import HTMLParser
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, F
+from django.db import connection
+from django.db.models import CharField, Count, F, Func, QuerySet
 from django.utils import timezone
 
+from carts import search
 from carts.forms import STATES
 from carts.models import (
     Cart,
@@ -52,8 +54,11 @@ def console_carts(now: datetime | None = None) -> CartQuerySet:
     return (abandoned | emailed).with_recovery_state()
 
 
-def filtered(carts: CartQuerySet, filters: dict[str, Any], *, now: datetime | None = None) -> CartQuerySet:
-    """The carts under every filter but the state (the tabs count each state under the rest)."""
+def filtered(
+    carts: CartQuerySet, filters: dict[str, Any], *, now: datetime | None = None, narrow: bool = True
+) -> CartQuerySet:
+    """The carts under every filter but the state (the tabs count each state under the rest). ``narrow``: a
+    search goes through the substring index's candidates (the same carts either way)."""
     if filters.get("invalid"):
         return carts.none()
     now = now or timezone.now()
@@ -76,16 +81,17 @@ def filtered(carts: CartQuerySet, filters: dict[str, Any], *, now: datetime | No
 
     carts = carts_behind(carts, filters)
     if q := filters.get("q"):
-        carts = _search(carts, q)
+        carts = _search(carts, q, narrow=narrow)
     return carts
 
 
-def _search(carts: CartQuerySet, q: str) -> CartQuerySet:
+def _search(carts: CartQuerySet, q: str, *, narrow: bool) -> CartQuerySet:
     """A whole email address is that customer's carts, found through the address's index (the question support
-    gets most); anything else is searched in addresses, names and ids."""
+    gets most); anything else is searched in addresses, names and ids, among the carts the substring index
+    (carts.search) says may contain it."""
     if looks_like_email(q) and " " not in q:
         return carts.filter(customer_email__in=sorted({q, q.lower()}))
-    return carts.search(q)
+    return (search.candidates(carts, q) if narrow else carts).search(q)
 
 
 def in_state(carts: CartQuerySet, filters: dict[str, Any]) -> CartQuerySet:
@@ -104,11 +110,63 @@ def state_counts(carts: CartQuerySet) -> dict[str, int]:
     counts = dict.fromkeys([state for state, _ in STATES], 0)
     # recovery_state is annotated by with_recovery_state(), which the type checker can't see.
     by_state = carts.order_by().values("recovery_state")  # type: ignore[misc]
-    grouped = by_state.annotate(n=Count("pk")).values_list("recovery_state", "n")
+    grouped = by_state.annotate(n=Count("*")).values_list("recovery_state", "n")
     for state, n in grouped:
         counts[state] = counts.get(state, 0) + int(n)
     counts["all"] = sum(counts.values())
     return counts
+
+
+class _Unindexed(Func):
+    """A column SQLite's planner won't read through an index (unary +, a no-op on any value): its documented
+    hint. https://www.sqlite.org/optoverview.html#disqualifying_where_clause_terms_using_unary_"""
+
+    template = "+%(expressions)s"
+    output_field = CharField()
+
+
+class IdsFirst:
+    """A list's pages read in two steps within one query: the page's ids from an index that holds every column
+    the filters and the order need, then those carts' rows."""
+
+    ordered = True  # for the paginator: the pages come in the list's order
+
+    def __init__(self, ids: QuerySet[Cart, Any], rows: CartQuerySet) -> None:
+        self.ids, self.rows = ids, rows
+
+    def __getitem__(self, page: slice) -> list[Cart]:
+        return list(self.rows.filter(pk__in=self.ids[page]))
+
+
+# A search matching at least this many carts fills its page sooner by reading carts in the list's order than
+# by reading every candidate the substring index gives and sorting them.
+DENSE_SEARCH = 1000
+
+
+def page_source(
+    console: CartQuerySet, filters: dict[str, Any], sort: str, *, matches: int, now: datetime
+) -> CartQuerySet | IdsFirst:
+    """The list's carts in order (``matches`` of them, as the tabs counted), for its paginator to take a page
+    from.
+
+    A search matching many carts reads carts in the list's order rather than through the substring index
+    (the page fills within the first few hundred); the tabs' counts went through the index.
+
+    Under a value range, in the order of the last change, SQLite's planner picks an index on the value (with
+    the state's, when one is chosen) and then reads and sorts every cart in the range: its statistics can't
+    tell how many there are. The range's entries in cart_filter_cover hold the state, the change time and the
+    id too, so the page's ids come from that index alone and only the page's rows are read; the unary + hint
+    keeps the state's index out of it."""
+    narrow = matches < DENSE_SEARCH
+    matching = filtered(console, filters, now=now, narrow=narrow)
+    carts = ordered(in_state(matching, filters), sort)
+    value_range = filters.get("min_total") is not None or filters.get("max_total") is not None
+    if connection.vendor != "sqlite" or not value_range or sort not in ("newest", "oldest"):
+        return carts
+    ids = matching
+    if state := filters.get("state"):
+        ids = ids.alias(state_unindexed=_Unindexed(F("recovery_state"))).filter(state_unindexed=state)
+    return IdsFirst(ordered(ids, sort).values("pk"), ordered(Cart.objects.all(), sort))
 
 
 def explain_rows(rows: list[Cart]) -> list[Cart]:
@@ -127,12 +185,40 @@ def explain_rows(rows: list[Cart]) -> list[Cart]:
     return rows
 
 
+# The distinct (store, currency) pairs of live carts, read as a loose index scan of cart_store_currency: each
+# step seeks the next currency of the same store, else the next store and its first currency, so the cost
+# grows with the pairs, not with the carts (a DISTINCT reads every cart's entry). Each seek is ORDER BY ...
+# LIMIT 1, which both databases answer from the index's first entry (SQLite reads a whole range for MIN()
+# under a range condition).
+def _next(column: str, where: str) -> str:
+    return f"(SELECT {column} FROM carts_cart WHERE archived = %s AND {where} ORDER BY {column} LIMIT 1)"  # noqa: S608
+
+
+_NEXT_CURRENCY = _next("currency", "store = p.store AND currency > p.currency")
+_NEXT_STORE = _next("store", "store > p.store")
+_CHOICES = f"""
+WITH RECURSIVE pairs (store, currency) AS (
+    SELECT * FROM (
+        SELECT store, currency FROM carts_cart WHERE archived = %s ORDER BY store, currency LIMIT 1
+    ) AS first_pair
+    UNION ALL
+    SELECT CASE WHEN {_NEXT_CURRENCY} IS NULL THEN {_NEXT_STORE} ELSE p.store END,
+           COALESCE({_NEXT_CURRENCY}, {_next("currency", "store = " + _NEXT_STORE)})
+    FROM pairs AS p WHERE {_NEXT_CURRENCY} IS NOT NULL OR {_NEXT_STORE} IS NOT NULL
+)
+SELECT store, currency FROM pairs LIMIT %s
+"""  # noqa: S608 - built from the constants above, never from input
+MAX_CHOICES = 2000
+
+
 def filter_choices() -> dict[str, list[str]]:
-    """The stores and currencies carts have, for the filters' lists (one query on an index)."""
-    pairs = Cart.objects.filter(archived=False).order_by().values_list("store", "currency").distinct()
+    """The stores and currencies carts have, for the filters' lists (one query, a seek per pair)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_CHOICES, [False] * _CHOICES.count("archived = %s") + [MAX_CHOICES])
+        pairs = cursor.fetchall()
     stores: set[str] = set()
     currencies: set[str] = set()
-    for store, currency in pairs[:2000]:
+    for store, currency in pairs:
         if store:
             stores.add(store)
         if currency:

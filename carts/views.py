@@ -16,12 +16,13 @@ from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.functional import cached_property
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
-from carts import editor, queries, services
+from carts import editor, queries, rows, services
 from carts.forms import (
     STATE_LABELS,
     STATES,
@@ -95,21 +96,24 @@ def _list_context(request: HtmxHttpRequest, query: QueryDict) -> dict[str, Any]:
         {k: v for k, v in query.items() if k in CartFilterForm.base_fields} or None,
     )
     filters = form.active()
-    matching = queries.filtered(queries.console_carts(), filters)
-    counts = queries.state_counts(matching)
-    carts = queries.ordered(queries.in_state(matching, filters), filters.get("sort", "newest"))
+    now = timezone.now()
+    console = queries.console_carts(now)
+    counts = queries.state_counts(queries.filtered(console, filters, now=now))
     # The tabs' counts already say how many carts the list has: no second count over them.
     total = counts.get(filters["state"], 0) if filters.get("state") else counts["all"]
+    carts = queries.page_source(console, filters, filters.get("sort", "newest"), matches=total, now=now)
     page = CountedPaginator(carts, PAGE, count=total).get_page(query.get("page"))
     shown = {k: v for k, v in (form.cleaned_data if form.is_bound and form.is_valid() else {}).items() if v}
     filter_query = QueryDict(mutable=True)
     for key, value in shown.items():
         filter_query[key] = str(value)
+    page_rows = queries.explain_rows(list(page.object_list))
     return {
         "form": form,
         "filters": filters,
         "filter_query": filter_query.urlencode(),
-        "rows": queries.explain_rows(list(page.object_list)),
+        "rows": page_rows,
+        "row_html": rows.cart_rows(page_rows),
         "page_obj": page,
         "page": page.number,
         "has_next": page.has_next(),
