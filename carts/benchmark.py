@@ -80,7 +80,11 @@ def seed_list(n: int) -> None:
                 else EmailState.NEW,
                 "last_email_at": now - timedelta(hours=rng.randint(1, 400)) if emailed else None,
                 "remote_created_at": now - timedelta(minutes=rng.randint(90, 90 * 24 * 60)),
-                "remote_updated_at": now - timedelta(minutes=rng.randint(61, 60 * 24 * 60)),
+                "remote_updated_at": (changed := now - timedelta(minutes=rng.randint(61, 60 * 24 * 60))),
+                # The customer's last change, which "abandoned" counts from (the sync keeps it): here the same
+                # as the cart's last change in HubSpot, as for a cart whose recovery properties were never
+                # written back.
+                "customer_changed_at": changed,
                 "synced_at": now,
                 "properties": {},
             }
