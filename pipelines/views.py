@@ -18,14 +18,15 @@ from django.db import transaction
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.defaultfilters import truncatechars
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import reswap, retarget, trigger_client_event
 
 from config.htmx import HtmxHttpRequest
 from config.permissions import PIPELINE_ADMIN, SUPPORT, group_required, in_group
+from hubspot_sync.labels import without_bidi_overrides
 from hubspot_sync.models import PropertyDefinition
+from hubspot_sync.sync_state import sync_state_for
 from pipelines import board_settings, services
 from pipelines.forms import (
     ArchiveForm,
@@ -97,15 +98,31 @@ def _stages(pipelines: list[Pipeline]) -> dict[int, list[Stage]]:
     return by_pipeline
 
 
-def _editors(only: Pipeline | None = None) -> list[Editor]:
+# The stage rows' routes: each is reversed once per page with a marker id, then filled in for every stage (a
+# page has hundreds of row URLs, and reversing is the slowest part of drawing a row).
+STAGE_ROUTES = ("rename", "state", "rules", "move", "delete")
+_MARKER = "987654321987654321"
+
+
+def _stage_urls(pipeline_pk: int) -> dict[str, str]:
+    return {name: reverse(f"pipelines:stage-{name}", args=[pipeline_pk, _MARKER]) for name in STAGE_ROUTES}
+
+
+def _editors(request: HttpRequest, only: Pipeline | None = None) -> list[Editor]:
     """Every order pipeline (or only one, placed among them) with what the editor shows of it."""
     pipelines = list(Pipeline.objects.for_orders())
     shown = [p for p in pipelines if only is None or p.pk == only.pk]
     stages, labels = _stages(shown), _labels()
-    for listed in stages.values():
+    for pipeline_pk, listed in stages.items():
+        urls = _stage_urls(pipeline_pk)
         for n, stage in enumerate(listed):
-            # Where the row is (a row drawn alone still knows), and its required properties' labels.
+            stage.urls = {k: url.replace(_MARKER, str(stage.pk)) for k, url in urls.items()}  # type: ignore[attr-defined]
+            # Where the row is (a row drawn alone still knows), its name as the row's buttons say it, whether
+            # it has a sync state to show (most stages have none), and its required properties' labels.
             stage.position, stage.is_first, stage.is_last = n + 1, n == 0, n == len(listed) - 1  # type: ignore[attr-defined]
+            stage.short_label = _short(without_bidi_overrides(stage.label))  # type: ignore[attr-defined]
+            state = sync_state_for(stage, request=request).state
+            stage.has_sync_state = state != "settled"  # type: ignore[attr-defined]
             names = [r for r in stage.required_properties or [] if isinstance(r, str)]
             stage.required_list = [(name, labels.get(name) or name) for name in names]  # type: ignore[attr-defined]
     return [
@@ -121,8 +138,8 @@ def _editors(only: Pipeline | None = None) -> list[Editor]:
     ]
 
 
-def _editor(pipeline: Pipeline) -> Editor:
-    editors = _editors(only=pipeline)
+def _editor(request: HttpRequest, pipeline: Pipeline) -> Editor:
+    editors = _editors(request, only=pipeline)
     return editors[0] if editors else Editor(pipeline=pipeline, stages=[])
 
 
@@ -144,7 +161,7 @@ def _stage(pipeline: Pipeline, stage_pk: int) -> Stage:
 
 
 def _short(label: str) -> str:
-    return truncatechars(label, 60)
+    return label if len(label) <= 60 else label[:59] + "…"
 
 
 def _done(
@@ -183,11 +200,11 @@ def pipeline_list(request: HtmxHttpRequest) -> HttpResponse:
     """Every order pipeline with its stages; Support reads it, Pipeline admins edit it."""
     if not (in_group(request.user, SUPPORT) or in_group(request.user, PIPELINE_ADMIN)):
         raise PermissionDenied(f"This page is for the “{SUPPORT}” and “{PIPELINE_ADMIN}” groups.")
-    return render(request, LIST, {"editors": _editors(), "may_edit": _may_edit(request)})
+    return render(request, LIST, {"editors": _editors(request), "may_edit": _may_edit(request)})
 
 
 def _pipelines_region(request: HtmxHttpRequest, **extra: Any) -> HttpResponse:
-    return render(request, f"{LIST}#pipelines", {"editors": _editors(), "may_edit": True, **extra})
+    return render(request, f"{LIST}#pipelines", {"editors": _editors(request), "may_edit": True, **extra})
 
 
 def _dialog(
@@ -233,7 +250,7 @@ def pipeline_create(request: HtmxHttpRequest) -> HttpResponse:
 
 
 def _pipeline_head(request: HtmxHttpRequest, pipeline: Pipeline, **extra: Any) -> HttpResponse:
-    context = {"editor": _editor(pipeline), "may_edit": True, **extra}
+    context = {"editor": _editor(request, pipeline), "may_edit": True, **extra}
     return render(request, f"{LIST}#pipeline-head", context)
 
 
@@ -353,14 +370,14 @@ def pipeline_archive(request: HtmxHttpRequest, pipeline_pk: int) -> HttpResponse
 
 
 def _stages_region(request: HtmxHttpRequest, pipeline: Pipeline, **extra: Any) -> HttpResponse:
-    editor = _editor(pipeline)
+    editor = _editor(request, pipeline)
     if "new_stage" in extra:
         editor.new_stage = extra.pop("new_stage")
     return render(request, f"{LIST}#stages", {"editor": editor, "may_edit": True, **extra})
 
 
 def _stage_row(request: HtmxHttpRequest, stage: Stage, **extra: Any) -> HttpResponse:
-    editor = _editor(stage.pipeline)
+    editor = _editor(request, stage.pipeline)
     shown = next((s for s in editor.stages if s.pk == stage.pk), stage)
     context = {"editor": editor, "stage": shown, "may_edit": True, **extra}
     return render(request, f"{LIST}#stage", context)
@@ -510,7 +527,9 @@ def stage_delete(request: HtmxHttpRequest, pipeline_pk: int, stage_pk: int) -> H
         except services.PipelineRuleError as exc:
             form.add_error(None, str(exc))
         else:
-            response = render(request, f"{LIST}#pipeline", {"editor": _editor(pipeline), "may_edit": True})
+            response = render(
+                request, f"{LIST}#pipeline", {"editor": _editor(request, pipeline), "may_edit": True}
+            )
             message = f"Stage “{_short(stage.label)}” deleted."
             return _done(
                 request, response, message=message, focus=f"stage-new-{pipeline.pk}-label", close=True
