@@ -178,6 +178,34 @@ class TestPermissions:
             support_client.post(reverse("hubspot:change-action", args=[change.pk, "discard"])).status_code
             == 403
         )
+        # Its history page shows it, without the forms either.
+        history = support_client.get(reverse("hubspot:record-changes", args=["stages", stages[1].hubspot_id]))
+        assert history.status_code == 200
+        assert "a stage with that label already exists" in history.content.decode()
+        assert reverse("hubspot:change-action", args=[change.pk, "retry"]) not in history.content.decode()
+
+    def test_a_pipeline_admin_alone_opens_a_stage_history_and_resolves_its_change(
+        self, client: Client, pipeline: Pipeline, stages: list[Stage]
+    ) -> None:
+        change = Change.objects.create(
+            kind=ChangeKind.STAGE_UPDATE,
+            object_type="stages",
+            object_id=stages[1].hubspot_id,
+            parent_id=pipeline.hubspot_id,
+            base={"label": "Paid"},
+            new={"label": "Settled"},
+            status=ChangeStatus.FAILED,
+            error="HubSpot: a stage with that label already exists.",
+        )
+        client.force_login(factories.UserFactory(groups=[PIPELINE_ADMIN]))
+        html = client.get("/pipelines/").content.decode()
+        history = reverse("hubspot:record-changes", args=["stages", stages[1].hubspot_id])
+        discard = reverse("hubspot:change-action", args=[change.pk, "discard"])
+        assert history in html and discard in html
+        assert client.get(history).status_code == 200
+        assert client.post(discard, headers=HX).status_code == 200
+        change.refresh_from_db()
+        assert change.status == ChangeStatus.DISCARDED
 
 
 class TestPage:
