@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -193,9 +193,31 @@ def write_values_many(
             field = fields[key]
             setattr(record, field.attname, value)
             changed.add(field.name)
-        # bulk_update does not run auto_now; pages that poll for "anything new?" read updated_at.
+        # Written below without save(), so no auto_now; pages that poll for "anything new?" read updated_at.
         record.updated_at = now
-    model._default_manager.bulk_update([record for record, _ in items], sorted(changed | {"updated_at"}))
+    update_rows(model, [record for record, _ in items], sorted(changed | {"updated_at"}))
+
+
+def update_rows(model: type[models.Model], records: Sequence[models.Model], names: Sequence[str]) -> None:
+    """Write the named fields of each record: one UPDATE per row, sent together (executemany). Django's
+    bulk_update builds a CASE expression per row and field instead, which takes seconds for a few thousand
+    rows (a stage's orders moved out before it is deleted)."""
+    if not records:
+        return
+    fields = [f for f in model._meta.concrete_fields if f.name in names or f.attname in names]
+    quote = connection.ops.quote_name
+    pk = model._meta.pk
+    assert pk is not None
+    assignments = ", ".join(f"{quote(str(f.column))} = %s" for f in fields)
+    # Table and column names come from the model's meta; every value is a parameter.
+    sql = f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {quote(str(pk.column))} = %s"  # noqa: S608
+    rows = [
+        [f.get_db_prep_save(getattr(r, f.attname), connection) for f in fields]
+        + [pk.get_db_prep_save(r.pk, connection)]
+        for r in records
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
 
 
 # --- links --------------------------------------------------------------------------------------------------
