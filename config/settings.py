@@ -487,16 +487,22 @@ HUBSPOT_WEBHOOK_RETENTION_DAYS = env_int("HUBSPOT_WEBHOOK_RETENTION_DAYS", 30)
 # --- Pipeline editor: HubSpot's rules, checked before anything is sent -----------------------------------
 # "order ... pipelines can have up to 30 stages" (https://developers.hubspot.com/docs/api/crm/pipelines).
 HUBSPOT_PIPELINE_STAGE_CAP = env_int("HUBSPOT_PIPELINE_STAGE_CAP", 30)
-# How many order pipelines an account may have: no source gives a figure for orders (UNCONFIRMED), so 0, no cap.
+# How many order pipelines an account may have: no source gives a figure (UNCONFIRMED), so 0: no cap.
 HUBSPOT_PIPELINE_CAP = env_int("HUBSPOT_PIPELINE_CAP", 0)
 # HubSpot's legacy pipelines API says "The label is limited to 36 characters"
-# (https://developers.hubspot.com/docs/methods/pipelines/create_new_pipeline); that v3 keeps it is UNCONFIRMED.
+# (https://developers.hubspot.com/docs/methods/pipelines/create_new_pipeline); UNCONFIRMED that v3 keeps it.
 HUBSPOT_PIPELINE_LABEL_MAX = env_int("HUBSPOT_PIPELINE_LABEL_MAX", 36)
 # No source gives a stage label's limit (UNCONFIRMED): a generous one, HubSpot's refusal shows if it is lower.
 HUBSPOT_STAGE_LABEL_MAX = env_int("HUBSPOT_STAGE_LABEL_MAX", 100)
 # Stage labels "must be unique" within a pipeline, and pipeline labels among a type's pipelines; whether
 # HubSpot compares them ignoring case is UNCONFIRMED (the sandbox does, so "Paid" and "paid" clash).
 HUBSPOT_PIPELINE_LABELS_IGNORE_CASE = env_bool("HUBSPOT_PIPELINE_LABELS_IGNORE_CASE", True)
+# Deleting a stage (or archiving a pipeline) moves this many of its orders in the request itself; the rest
+# move in a worker, this many per transaction, and the delete waits for them (renewed every chunk, this lease
+# tells a stalled worker from a busy one).
+PIPELINE_DELETE_MOVES_NOW = env_int("PIPELINE_DELETE_MOVES_NOW", 500)
+PIPELINE_DELETE_MOVE_CHUNK = env_int("PIPELINE_DELETE_MOVE_CHUNK", 500)
+PIPELINE_DELETE_MOVING_LEASE_S = env_int("PIPELINE_DELETE_MOVING_LEASE_S", 60)
 
 # --- Celery ----------------------------------------------------------------------------------------------
 # Production: redis://host:6379/0. Default: kombu's filesystem transport in the data folder, which works

@@ -193,12 +193,14 @@ def orders_bulk_move_by_id(*, stage: Stage, hubspot_ids: list[str], by: User) ->
     return moved
 
 
-def orders_move_out(*, source: Stage | Pipeline, target: Stage, by: User | None) -> int:
-    """Move every live order of a stage being deleted (or a pipeline being archived) to the target, each move
-    a change for HubSpot, written in bulk in the caller's transaction; returns how many moved. An order
-    without a value the target requires stops them all (PipelineRuleError): the deletion checked that first,
-    and the check is repeated here under the rows' locks."""
-    ids = list(orders_in(source).order_by("pk").values_list("pk", flat=True))
+def orders_move_out(
+    *, source: Stage | Pipeline, target: Stage, by: User | None, limit: int | None = None
+) -> int:
+    """Move the live orders of a stage being deleted (or a pipeline being archived) to the target (at most
+    ``limit``), each move a change for HubSpot, written in bulk in the caller's transaction; returns how many
+    moved. An order without a value the target requires stops them all (PipelineRuleError): the deletion
+    checked that first, and the check is repeated here under the rows' locks."""
+    ids = list(orders_in(source).order_by("pk").values_list("pk", flat=True)[:limit])
     # The pipeline and stage come from the target alone.
     place = {"hs_pipeline": target.pipeline.hubspot_id, "hs_pipeline_stage": target.hubspot_id}
     for start in range(0, len(ids), MOVE_OUT_CHUNK):

@@ -1,8 +1,8 @@
 """What the pipelines app needs of the records in its pipelines, registered by the app that owns them (orders,
 from ``OrdersConfig.ready``): the pipelines app may not import orders, which sit above it.
 
-    register_orders_mover(move)      move(*, source, target, by) -> how many orders moved
-    move_orders(*, source, target, by) -> int
+    register_orders_mover(move)      move(*, source, target, by, limit=None) -> how many orders moved
+    move_orders(*, source, target, by, limit=None) -> int
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ if TYPE_CHECKING:
 
 
 class OrdersMover(Protocol):
-    """Moves every live order of ``source`` (a stage, or a whole pipeline) to ``target``, each move an outbox
-    Change under the stage rules, in the caller's transaction; returns how many moved. Raises
-    ``pipelines.services.PipelineRuleError`` when an order may not enter the target."""
+    """Moves the live orders of ``source`` (a stage, or a whole pipeline) to ``target`` (at most ``limit``,
+    oldest first), each move an outbox Change under the stage rules, in the caller's transaction; returns how
+    many moved. Raises ``pipelines.services.PipelineRuleError`` when an order may not enter the target."""
 
-    def __call__(self, *, source: Stage | Pipeline, target: Stage, by: User | None) -> int: ...
+    def __call__(
+        self, *, source: Stage | Pipeline, target: Stage, by: User | None, limit: int | None = None
+    ) -> int: ...
 
 
 _movers: list[OrdersMover] = []
@@ -30,7 +32,7 @@ def register_orders_mover(move: OrdersMover) -> None:
     _movers[:] = [move]
 
 
-def move_orders(*, source: Stage | Pipeline, target: Stage, by: User | None) -> int:
+def move_orders(*, source: Stage | Pipeline, target: Stage, by: User | None, limit: int | None = None) -> int:
     if not _movers:
         raise LookupError("no app registered how its orders move out of a stage")
-    return _movers[0](source=source, target=target, by=by)
+    return _movers[0](source=source, target=target, by=by, limit=limit)

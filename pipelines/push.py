@@ -9,13 +9,17 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from hubspot_sync import client, push, registry
 from hubspot_sync.models import Change, ChangeKind, ChangeStatus
 from hubspot_sync.pending import adopt_in_changes, replace_property_value
 from hubspot_sync.push import Claim
+from hubspot_sync.registry import parse_datetime
+from pipelines import services
 from pipelines.models import Pipeline, Stage
 
 # The mirrored type whose records sit in these pipelines (its hs_pipeline and hs_pipeline_stage name them).
@@ -27,8 +31,9 @@ def _records_model() -> Any:
 
 
 def _moves_out(row: dict[str, Any], statuses: Sequence[str]) -> QuerySet[Change]:
-    """Order moves (edits of hs_pipeline_stage, or hs_pipeline for a pipeline) made before the delete the row
-    names, out of what it deletes: by the id it had then (a temporary one, maybe) or has now."""
+    """Order moves (edits of hs_pipeline_stage, or hs_pipeline for a pipeline) out of what the row's delete
+    deletes, made before it or after (a large delete's are written in a worker): by the id it had then (a
+    temporary one, maybe) or has now."""
     payload = Change.objects.filter(pk=row["pk"]).values_list("payload", flat=True).first() or {}
     ids = {row["object_id"], str(payload.get("moved_from") or row["object_id"])}
     name = "hs_pipeline_stage" if row["object_type"] == "stages" else "hs_pipeline"
@@ -36,7 +41,6 @@ def _moves_out(row: dict[str, Any], statuses: Sequence[str]) -> QuerySet[Change]
         object_type=RECORDS_TYPE,
         kind=ChangeKind.UPDATE,
         status__in=statuses,
-        pk__lt=row["pk"],
         **{f"base__{name}__in": sorted(ids)},
     )
 
@@ -44,6 +48,10 @@ def _moves_out(row: dict[str, Any], statuses: Sequence[str]) -> QuerySet[Change]
 def must_wait(row: dict[str, Any]) -> bool:
     """Whether a delete must wait: orders moved out of what it deletes, or earlier changes of the same
     pipeline, are not in HubSpot yet (HubSpot refuses to delete a stage its records are in)."""
+    payload = Change.objects.filter(pk=row["pk"]).values_list("payload", flat=True).first() or {}
+    until = parse_datetime(str(payload.get("moving_until") or ""))
+    if until is not None and until > timezone.now():
+        return True  # its orders are still being moved out (deletion_moves_continue renews this)
     pipeline_id = row["parent_id"] if row["object_type"] == "stages" else row["object_id"]
     if (
         Change.objects.filter(
@@ -288,6 +296,8 @@ def push_deletes(claim: Claim) -> int:
     It goes once every move out of it is in HubSpot (``must_wait``); a move HubSpot refused left its order
     there, so the delete is not sent but fails here, saying which moves to settle first."""
     first = claim.changes[0]
+    if "moving_until" in first.payload:
+        return _resume_moves(claim, first)
     refused = list(
         _moves_out(
             {"pk": first.pk, "object_type": first.object_type, "object_id": first.object_id},
@@ -317,6 +327,31 @@ def push_deletes(claim: Claim) -> int:
             claim, claim.changes, error=push.refused(exc.message), response=push.error_response(exc)
         )
     return push.settle_applied(claim, claim.changes)
+
+
+def _resume_moves(claim: Claim, change: Change) -> int:
+    """A delete whose orders stopped moving out (the worker moving them died): move the rest again, and send
+    the delete after them."""
+    source = services.deletion_source(change)
+    with transaction.atomic():
+        current = Change.objects.select_for_update().get(pk=change.pk)
+        payload = dict(current.payload)
+        if source is not None and services.orders_in(source).exists():
+            payload["moving_until"] = (
+                timezone.now() + timedelta(seconds=settings.PIPELINE_DELETE_MOVING_LEASE_S)
+            ).isoformat()
+            services.queue_deletion_moves_on_commit(current.pk)
+        else:
+            payload.pop("moving_until", None)  # every order moved; only the note was left behind
+        Change.objects.filter(pk=current.pk, claim=claim.token, status=ChangeStatus.PUSHING).update(
+            payload=payload,
+            status=ChangeStatus.PENDING,
+            claim="",
+            lease_until=None,
+            next_attempt_at=timezone.now(),
+            error="Moving its orders out first.",
+        )
+    return 0
 
 
 @transaction.atomic

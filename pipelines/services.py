@@ -24,15 +24,18 @@ deletes wait in the outbox until HubSpot has every move out of what they delete 
 from __future__ import annotations
 
 import math
+import time
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from config.permissions import PIPELINE_ADMIN, in_group
 from hubspot_sync.models import Change, ChangeKind, ChangeStatus, PropertyDefinition, Resolution
@@ -378,7 +381,7 @@ class PipelineArchivePreview(DeletePreview):
     pass
 
 
-def _orders_model() -> type[models.Model]:
+def orders_model() -> type[models.Model]:
     """The model of the records in pipelines (orders), through the reverse relation: never imported."""
     related: type[models.Model] = Stage._meta.get_field("orders").related_model  # type: ignore[assignment]
     return related
@@ -386,7 +389,7 @@ def _orders_model() -> type[models.Model]:
 
 def orders_in(source: Stage | Pipeline) -> models.QuerySet[Any]:
     """The live orders in a stage, or anywhere in a pipeline (its stages, or the pipeline without a stage)."""
-    manager = _orders_model()._default_manager
+    manager = orders_model()._default_manager
     if isinstance(source, Stage):
         return manager.filter(stage=source, archived=False)
     return manager.filter(Q(pipeline=source) | Q(stage__pipeline=source), archived=False)
@@ -558,23 +561,16 @@ def pipeline_delete(*, pipeline: Pipeline, by: User | None, move_to: Stage | Non
     move_to = preview.target
     if preview.blocked:
         raise PipelineRuleError(preview.blocked)
-    moved = 0
-    if preview.orders_to_move and move_to is not None:
-        moved = hooks.move_orders(source=pipeline, target=move_to, by=by)
     pipeline.archived = True
     pipeline.save(update_fields=["archived"])
-    return _record(
+    return _record_delete(
+        source=pipeline,
         kind=ChangeKind.PIPELINE_DELETE,
         object_type="pipelines",
-        object_id=pipeline.hubspot_id,
+        parent_id="",
+        count=preview.orders_to_move,
+        target=move_to,
         by=by,
-        base={"archived": False},
-        new={"archived": True},
-        payload={
-            "moved_from": pipeline.hubspot_id,
-            "moved": moved,
-            "target": move_to.hubspot_id if moved and move_to else "",
-        },
         waits_for=temp_ids_in(pipeline.hubspot_id),
     )
 
@@ -733,26 +729,140 @@ def stage_delete(*, stage: Stage, by: User | None, move_to: Stage | None = None)
     move_to = preview.target
     if preview.blocked:
         raise PipelineRuleError(preview.blocked)
-    moved = 0
-    if preview.orders_to_move and move_to is not None:
-        moved = hooks.move_orders(source=stage, target=move_to, by=by)
     stage.archived = True
     stage.save(update_fields=["archived"])
-    return _record(
+    return _record_delete(
+        source=stage,
         kind=ChangeKind.STAGE_DELETE,
         object_type="stages",
-        object_id=stage.hubspot_id,
         parent_id=pipeline.hubspot_id,
+        count=preview.orders_to_move,
+        target=move_to,
+        by=by,
+        waits_for=temp_ids_in(stage.hubspot_id, pipeline.hubspot_id),
+    )
+
+
+# --- deletes: the orders' moves, now and in a worker ----------------------------------------------------
+
+
+def _moving_until() -> str:
+    return (timezone.now() + timedelta(seconds=settings.PIPELINE_DELETE_MOVING_LEASE_S)).isoformat()
+
+
+def _record_delete(
+    *,
+    source: Stage | Pipeline,
+    kind: str,
+    object_type: str,
+    parent_id: str,
+    count: int,
+    target: Stage | None,
+    by: User | None,
+    waits_for: Sequence[str],
+) -> Change:
+    """Record the delete, and move its orders: the first ones now, the rest in a worker a chunk at a time
+    (the page answers at once however many there are, and the push sends the first moves while the rest are
+    written). While moves are still being written (``moving_until``, renewed each chunk) the delete waits."""
+    moved = 0
+    if count and target is not None:
+        moved = hooks.move_orders(
+            source=source, target=target, by=by, limit=settings.PIPELINE_DELETE_MOVES_NOW
+        )
+    more = count > moved
+    payload: dict[str, Any] = {
+        "moved_from": source.hubspot_id,
+        "source_pk": source.pk,
+        "target": target.hubspot_id if count and target is not None else "",
+        "target_pk": target.pk if count and target is not None else None,
+        "to_move": count,
+        "moved": moved,
+        "by": by.pk if by is not None else None,
+    }
+    if more:
+        payload["moving_until"] = _moving_until()
+    change = _record(
+        kind=kind,
+        object_type=object_type,
+        object_id=source.hubspot_id,
+        parent_id=parent_id,
         by=by,
         base={"archived": False},
         new={"archived": True},
-        payload={
-            "moved_from": stage.hubspot_id,
-            "moved": moved,
-            "target": move_to.hubspot_id if moved and move_to else "",
-        },
-        waits_for=temp_ids_in(stage.hubspot_id, pipeline.hubspot_id),
+        payload=payload,
+        waits_for=waits_for,
     )
+    if more:
+        queue_deletion_moves_on_commit(change.pk)
+    return change
+
+
+def queue_deletion_moves_on_commit(change_pk: int) -> None:
+    # The task module imports this one; importing it here keeps the two from importing each other.
+    from pipelines.tasks import deletion_moves_task
+
+    transaction.on_commit(lambda: deletion_moves_task.delay(change_pk))
+
+
+def deletion_source(change: Change) -> Stage | Pipeline | None:
+    """What a stage or pipeline delete empties of orders."""
+    pk = change.payload.get("source_pk")
+    if change.kind == ChangeKind.STAGE_DELETE:
+        return Stage.objects.select_related("pipeline").filter(pk=pk).first()
+    return Pipeline.objects.filter(pk=pk).first()
+
+
+def deletion_moves_continue(*, change_pk: int) -> int:
+    """Move a delete's remaining orders, a chunk per transaction, until none is left; then the delete may go
+    (its push is queued). Safe to run twice at once, or again after a crash: each chunk moves what is still
+    there. An order that may no longer enter the target fails the delete, saying why. Returns how many
+    moved."""
+    from django.contrib.auth.models import User
+
+    moved = 0
+    while True:
+        with transaction.atomic():
+            change = Change.objects.select_for_update().filter(pk=change_pk).first()
+            if (
+                change is None
+                or change.status != ChangeStatus.PENDING
+                or "moving_until" not in change.payload
+            ):
+                return moved
+            source = deletion_source(change)
+            target = (
+                Stage.objects.select_related("pipeline").filter(pk=change.payload.get("target_pk")).first()
+            )
+            by = User.objects.filter(pk=change.payload.get("by")).first()
+            payload = dict(change.payload)
+            try:
+                if source is None or target is None or target.archived or target.pipeline.archived:
+                    raise PipelineRuleError("The stage its orders were moving to is deleted.")
+                done = hooks.move_orders(
+                    source=source, target=target, by=by, limit=settings.PIPELINE_DELETE_MOVE_CHUNK
+                )
+            except PipelineRuleError as exc:
+                payload.pop("moving_until")
+                change.payload = payload
+                change.status = ChangeStatus.FAILED
+                change.error = f"Not every order could be moved out first, so nothing was sent: {exc}"
+                change.save(update_fields=["payload", "status", "error", "updated_at"])
+                return moved
+            moved += done
+            payload["moved"] = int(payload.get("moved") or 0) + done
+            if done < settings.PIPELINE_DELETE_MOVE_CHUNK:
+                payload.pop("moving_until")  # all moved: the delete may go once HubSpot has them
+                queue_push_on_commit()
+            else:
+                payload["moving_until"] = _moving_until()
+            change.payload = payload
+            change.save(update_fields=["payload", "updated_at"])
+            if "moving_until" not in payload:
+                return moved
+        if connection.vendor == "sqlite":
+            # SQLite has one writer at a time, and this loop would take the lock again at once: a moment
+            # between chunks lets the push claim and settle the moves already written.
+            time.sleep(0.05)
 
 
 # --- the outbox's hook: applying and undoing changes on the cache --------------------------------------

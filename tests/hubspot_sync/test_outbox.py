@@ -47,6 +47,12 @@ def staff(db: None) -> Any:
     return factories.support_user()
 
 
+@pytest.fixture
+def admin(db: None) -> Any:
+    """Pipelines and stages are edited by Pipeline admins only."""
+    return factories.pipeline_admin()
+
+
 def test_an_edit_is_local_at_once_and_queues_one_push(portal: Sandbox, queued: list[str], staff: Any) -> None:
     order = an_order()
     before = order.prop("hs_order_name")
@@ -284,16 +290,16 @@ def sync_contact(contact_id: str) -> Any:
 
 
 def test_a_new_stage_is_created_before_an_order_moves_into_it(
-    portal: Sandbox, queued: list[str], staff: Any
+    portal: Sandbox, queued: list[str], admin: Any
 ) -> None:
     order = an_order()
     pipeline = order.pipeline
     assert pipeline is not None
-    stage = pipeline_services.stage_create(pipeline=pipeline, label="Waiting for stock", by=staff)
+    stage = pipeline_services.stage_create(pipeline=pipeline, label="Waiting for stock", by=admin)
     move = outbox.record_change(
         obj=order,
         properties={"hs_pipeline": pipeline.hubspot_id, "hs_pipeline_stage": stage.hubspot_id},
-        by=staff,
+        by=admin,
     )
     assert move.waits_for == stage.hubspot_id
     order.refresh_from_db()
@@ -313,10 +319,10 @@ def test_a_new_stage_is_created_before_an_order_moves_into_it(
 
 
 def test_a_pipeline_with_stages_is_created_renamed_and_its_stages_reordered(
-    portal: Sandbox, queued: list[str], staff: Any
+    portal: Sandbox, queued: list[str], admin: Any
 ) -> None:
     pipeline = pipeline_services.pipeline_create(
-        label="Returns", stages=[("Requested", "OPEN"), ("Refunded", "CLOSED")], by=staff
+        label="Returns", stages=[("Requested", "OPEN"), ("Refunded", "CLOSED")], by=admin
     )
     push.push_outbox()
     pipeline.refresh_from_db()
@@ -324,10 +330,10 @@ def test_a_pipeline_with_stages_is_created_renamed_and_its_stages_reordered(
     stages = list(pipeline.stages.order_by("display_order"))
     assert all(not s.hubspot_id.startswith("tmp-") for s in stages)
 
-    pipeline_services.pipeline_update(pipeline=pipeline, by=staff, label="Returns and refunds")
-    pipeline_services.stages_reorder(pipeline=pipeline, stages=list(reversed(stages)), by=staff)
+    pipeline_services.pipeline_update(pipeline=pipeline, by=admin, label="Returns and refunds")
+    pipeline_services.stages_reorder(pipeline=pipeline, stages=list(reversed(stages)), by=admin)
     pipeline_services.stage_update(
-        stage=Stage.objects.get(pk=stages[0].pk), by=staff, state="CLOSED", label="Asked"
+        stage=Stage.objects.get(pk=stages[0].pk), by=admin, state="CLOSED", label="Asked"
     )
     push.push_outbox()
 
@@ -341,12 +347,20 @@ def test_a_pipeline_with_stages_is_created_renamed_and_its_stages_reordered(
 
 
 def test_deleting_a_stage_in_use_fails_with_hubspots_message_and_discard_restores_it(
-    portal: Sandbox, queued: list[str], staff: Any
+    portal: Sandbox, queued: list[str], admin: Any
 ) -> None:
-    order = an_order()
-    stage = order.stage
-    assert stage is not None
-    change = pipeline_services.stage_delete(stage=stage, by=staff)
+    pipeline = an_order().pipeline
+    assert pipeline is not None
+    stage = pipeline_services.stage_create(pipeline=pipeline, label="Backorder", by=admin)
+    push.push_outbox()
+    stage.refresh_from_db()
+    # An order enters the stage in HubSpot after the last sync: the cache holds none there, HubSpot does.
+    remote_objects.create_record(
+        portal.state,
+        "orders",
+        {"hs_order_name": "#R1", "hs_pipeline": pipeline.hubspot_id, "hs_pipeline_stage": stage.hubspot_id},
+    )
+    change = pipeline_services.stage_delete(stage=stage, by=admin)
     stage.refresh_from_db()
     assert stage.archived
 
@@ -354,7 +368,7 @@ def test_deleting_a_stage_in_use_fails_with_hubspots_message_and_discard_restore
 
     change.refresh_from_db()
     assert change.status == ChangeStatus.FAILED and change.response["message"]
-    outbox.change_discard(change=change, by=staff)
+    outbox.change_discard(change=change, by=admin)
     stage.refresh_from_db()
     assert not stage.archived
 
@@ -514,19 +528,20 @@ def test_kinds_and_the_timeline_record_who_did_what(portal: Sandbox, queued: lis
 
 
 def test_a_move_into_a_stage_hubspot_refused_is_held_back_and_goes_with_it(
-    portal: Sandbox, queued: list[str], staff: Any
+    portal: Sandbox, queued: list[str], admin: Any
 ) -> None:
     order = an_order()
     pipeline, before = order.pipeline, order.stage
     assert pipeline is not None and before is not None
-    taken = pipeline.stages.exclude(pk=before.pk).first()
-    assert taken is not None
-    # Stage labels are unique within a pipeline: HubSpot refuses this one.
-    stage = pipeline_services.stage_create(pipeline=pipeline, label=taken.label, by=staff)
+    # A stage of this label was made in HubSpot since the last sync; labels are unique: HubSpot refuses ours.
+    client.create_stage(
+        "orders", pipeline.hubspot_id, label="Backorder", display_order=50, metadata={"state": "OPEN"}
+    )
+    stage = pipeline_services.stage_create(pipeline=pipeline, label="Backorder", by=admin)
     move = outbox.record_change(
         obj=order,
         properties={"hs_pipeline": pipeline.hubspot_id, "hs_pipeline_stage": stage.hubspot_id},
-        by=staff,
+        by=admin,
     )
 
     push.push_outbox()
@@ -538,7 +553,7 @@ def test_a_move_into_a_stage_hubspot_refused_is_held_back_and_goes_with_it(
     assert [c.pk for c in state.problems] == [move.pk]
     assert sync_state.blocked_by(state.problems[0]) == create
 
-    outbox.change_discard(change=create, by=staff)
+    outbox.change_discard(change=create, by=admin)
 
     move.refresh_from_db()
     assert move.status == ChangeStatus.DISCARDED and move.resolution == Resolution.CASCADED

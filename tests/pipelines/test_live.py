@@ -123,8 +123,16 @@ def test_a_six_stage_pipeline_arrives_as_made_and_its_edits_and_deletes_follow(
     )
 
 
+@pytest.fixture
+def small_move_chunks(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A delete moves 50 orders at once and the rest in the worker, 40 at a time (set before it starts)."""
+    for name, value in (("PIPELINE_DELETE_MOVES_NOW", 50), ("PIPELINE_DELETE_MOVE_CHUNK", 40)):
+        monkeypatch.setenv(name, str(value))
+        setattr(settings, name, value)
+
+
 def test_deleting_a_stage_with_120_orders_moves_them_first_and_hubspot_never_refuses_it(
-    portal: Sandbox, worker: WorkerProcess, admin: Any
+    small_move_chunks: None, portal: Sandbox, worker: WorkerProcess, admin: Any
 ) -> None:
     pipeline = created(
         services.pipeline_create(
@@ -152,9 +160,11 @@ def test_deleting_a_stage_with_120_orders_moves_them_first_and_hubspot_never_ref
     portal.stats.reset()
 
     delete = services.stage_delete(stage=packed, by=admin, move_to=shipped)
+    assert Order.objects.filter(stage=shipped).count() == 50  # the rest move in the worker
     settled(worker)
 
-    assert Change.objects.get(pk=delete.pk).status == ChangeStatus.APPLIED
+    delete.refresh_from_db()
+    assert delete.status == ChangeStatus.APPLIED and delete.payload["moved"] == 120
     assert Change.objects.filter(kind=ChangeKind.UPDATE, status=ChangeStatus.APPLIED).count() == 120
     stats = portal.stats.json()
     assert not [status for status in stats["by_status"] if status.startswith("4")], stats

@@ -173,6 +173,39 @@ def test_a_move_hubspot_refused_fails_the_delete_here_without_sending_it(portal:
     assert [s[0] for s in remote_stages(portal, pipeline.hubspot_id)] == ["New", "Shipped"]
 
 
+def test_a_delete_whose_moving_worker_died_moves_the_rest_again_before_it_is_sent(
+    portal: Sandbox, admin: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipelines.tasks import deletion_moves_task
+
+    queued: list[int] = []
+    monkeypatch.setattr(deletion_moves_task, "delay", queued.append)  # the task is lost with its worker
+    settings.PIPELINE_DELETE_MOVES_NOW = 2
+    pipeline = pushed_pipeline(admin, "New", "Packed", "Shipped")
+    _, packed, shipped = live(pipeline)
+    orders = orders_in_hubspot(portal, packed, 5)
+    delete = services.stage_delete(stage=packed, by=admin, move_to=shipped)
+    push.push_outbox()
+    assert Change.objects.get(pk=delete.pk).status == ChangeStatus.PENDING  # 3 orders still to move
+    # The lease runs out: the worker moving them died.
+    payload = {**delete.payload, "moving_until": (timezone.now() - timedelta(seconds=1)).isoformat()}
+    Change.objects.filter(pk=delete.pk).update(payload=payload)
+
+    push.push_outbox()
+
+    delete.refresh_from_db()
+    assert delete.status == ChangeStatus.PENDING and delete.error == "Moving its orders out first."
+    assert "Packed" in [s[0] for s in remote_stages(portal, pipeline.hubspot_id)]  # not sent
+    assert queued == [delete.pk, delete.pk]  # queued again
+    services.deletion_moves_continue(change_pk=delete.pk)
+    push.push_outbox()
+
+    assert Change.objects.get(pk=delete.pk).status == ChangeStatus.APPLIED
+    assert all(
+        remote(portal, "orders", o.hubspot_id)["hs_pipeline_stage"] == shipped.hubspot_id for o in orders
+    )
+
+
 def test_archiving_a_pipeline_moves_its_orders_to_another_first(portal: Sandbox, admin: Any) -> None:
     pipeline = pushed_pipeline(admin, "New", "Done")
     orders = orders_in_hubspot(portal, live(pipeline)[0], 3) + orders_in_hubspot(portal, live(pipeline)[1], 2)

@@ -327,6 +327,47 @@ class TestStageDelete:
         moves.update(status=ChangeStatus.APPLIED)
         assert not must_wait(row)
 
+    def test_a_large_delete_moves_the_rest_in_a_worker_and_waits_for_it(
+        self, admin: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from pipelines.tasks import deletion_moves_task
+
+        queued: list[int] = []
+        monkeypatch.setattr(deletion_moves_task, "delay", queued.append)
+        settings.PIPELINE_DELETE_MOVES_NOW = 50
+        settings.PIPELINE_DELETE_MOVE_CHUNK = 30
+        pipeline = factories.pipeline_with_stages()
+        _, paid, shipped, *_ = stages_of(pipeline)
+        orders_in(paid, 120)
+
+        with self.captured_on_commit() as callbacks:
+            delete = services.stage_delete(stage=paid, by=admin, move_to=shipped)
+        for callback in callbacks:
+            callback()
+
+        assert queued == [delete.pk]
+        assert Order.objects.filter(stage=shipped).count() == 50  # the first ones at once
+        row = {"pk": delete.pk, "object_type": "stages", "object_id": paid.hubspot_id, "parent_id": ""}
+        Change.objects.filter(kind=ChangeKind.UPDATE).update(status=ChangeStatus.APPLIED)
+        assert must_wait(row)  # the rest are still being moved
+
+        assert services.deletion_moves_continue(change_pk=delete.pk) == 70
+        assert services.deletion_moves_continue(change_pk=delete.pk) == 0  # run twice: nothing more
+
+        delete.refresh_from_db()
+        assert "moving_until" not in delete.payload and delete.payload["moved"] == 120
+        assert Order.objects.filter(stage=shipped).count() == 120
+        assert Change.objects.filter(kind=ChangeKind.UPDATE).count() == 120
+        assert must_wait(row)  # the last moves are on their way
+        Change.objects.filter(kind=ChangeKind.UPDATE).update(status=ChangeStatus.APPLIED)
+        assert not must_wait(row)
+
+    @staticmethod
+    def captured_on_commit() -> Any:
+        from django.test import TestCase
+
+        return TestCase.captureOnCommitCallbacks()
+
     def test_the_deleted_stage_is_not_a_target(self, admin: Any) -> None:
         pipeline = factories.pipeline_with_stages()
         _, paid, shipped, *_ = stages_of(pipeline)
