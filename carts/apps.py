@@ -9,6 +9,7 @@ class CartsConfig(AppConfig):
         from carts import checks  # noqa: F401 (registers the system checks)
         from carts.customer_change import carts_customer_changed, carts_customer_digest
         from carts.services import carts_refresh_links
+        from carts.summary import carts_store_changed
         from hubspot_sync import registry
         from hubspot_sync.registry import Column, MirrorType
 
@@ -29,7 +30,8 @@ class CartsConfig(AppConfig):
                 associations=("contacts", "line_items", "orders"),
                 # The moment of the customer's last change (not our own write-back's): carts.customer_change.
                 derive=(carts_customer_digest,),
-                after_upsert=(carts_refresh_links, carts_customer_changed),
+                # The dashboard's daily figures of a cart whose store changed: carts.summary.
+                after_upsert=(carts_refresh_links, carts_customer_changed, carts_store_changed),
                 copies_contact=True,
             ),
             "cart",

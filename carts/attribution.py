@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from carts import summary
 from carts.models import (
     Cart,
     EmailState,
@@ -159,18 +160,26 @@ def attribute_carts(hubspot_ids: Sequence[str] | None = None, *, now: datetime |
     recovered = 0
     for chunk in chunks(list(hubspot_ids), CHUNK):
         with transaction.atomic():
-            carts = list(_candidates().filter(hubspot_id__in=chunk).values(*CART_VALUES))
+            # The dashboard's daily figures follow by the difference, the carts locked while it is taken.
+            cart_ids = list(Cart.objects.filter(hubspot_id__in=chunk).values_list("pk", flat=True))
+            summary.lock_carts(cart_ids)
+            before = summary.recoveries_of(cart_ids)
+            carts = list(_candidates().filter(pk__in=cart_ids).values(*CART_VALUES))
             kept = _attribute_chunk(carts, now)
-            Recovery.objects.filter(cart__hubspot_id__in=chunk).exclude(cart_id__in=kept).delete()
+            Recovery.objects.filter(cart_id__in=cart_ids).exclude(cart_id__in=kept).delete()
+            summary.count_recoveries(before, summary.recoveries_of(cart_ids))
         recovered += len(kept)
     return recovered
 
 
 def recovery_recompute(*, now: datetime | None = None) -> int:
-    """Every cart's attribution from scratch (after a change of CARTS_ATTRIBUTION_DAYS, or to check)."""
+    """Every cart's attribution from scratch (after a change of CARTS_ATTRIBUTION_DAYS, or to check), and
+    every day of the dashboard's figures counted again."""
     now = now or timezone.now()
     recovered = 0
     with transaction.atomic():
+        # Holds the dashboard's writers off until every day is counted again (summary_rebuild, below).
+        summary.lock_all()
         kept: set[int] = set()
         last = 0
         while True:
@@ -183,6 +192,7 @@ def recovery_recompute(*, now: datetime | None = None) -> int:
         for part in chunks(stale, CHUNK):
             Recovery.objects.filter(cart_id__in=part).delete()
         recovered = len(kept)
+        summary.summary_rebuild()
     return recovered
 
 

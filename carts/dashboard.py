@@ -1,10 +1,10 @@
 """The recovery dashboard's figures: sent, delivered, clicked, recovered, recovery rate and recovered revenue
 per currency, by day, step and template, for a date range and a store; and the carts behind each figure.
 
-Two grouped queries do all the counting: the sends of the range by (day, step, template) on the
-``recovery_send_dashboard`` index, and their recoveries by (day, step, template, currency). Days are the
-sends' days (when they went to the mail server) in the site's time zone; a recovery counts on the day of the
-email credited with it.
+The figures come from the daily figures (``RecoveryDay``, kept by carts.summary), one grouped query over a
+few rows a day; ``build_direct`` counts the same from the sends and their recoveries. Days are the sends'
+days (when they went to the mail server) in the site's time zone; a recovery counts on the day of the email
+credited with it.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import Substr, TruncDate
@@ -26,7 +27,8 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from carts.models import Cart, Recovery, RecoverySend, RecoveryTemplate, SendStatus
+from carts import summary
+from carts.models import Cart, Recovery, RecoveryDay, RecoverySend, RecoveryTemplate, SendStatus
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
@@ -147,6 +149,63 @@ def _sends(period: Period) -> QuerySet[RecoverySend]:
 
 
 def build(period: Period) -> Dashboard:
+    """The figures of the period from the daily figures (carts.summary): three grouped queries over a few
+    rows a day (by day, by step, by template; each by currency). Counted from the sends themselves when the
+    page's time zone is not the one the days were counted in."""
+    summary.summary_ensure_current()
+    if timezone.get_current_timezone_name() != settings.TIME_ZONE:
+        return build_direct(period)
+    rows = RecoveryDay.objects.filter(day__gte=period.start, day__lte=period.end)
+    if period.store:
+        rows = rows.filter(store=period.store)
+    currencies: set[str] = set()
+    by_day = _summed(rows, "day", currencies)
+    by_step = _summed(rows, "step", currencies)
+    found = _summed(rows, "template", currencies)
+    names = dict(RecoveryTemplate.objects.filter(pk__in=[pk for pk in found if pk]).values_list("pk", "name"))
+    by_template: dict[int | None, Figures] = {}
+    for pk, figures in found.items():
+        # A template deleted since is none, as its sends' template now is.
+        by_template.setdefault(pk if pk in names else None, Figures()).add(figures)
+    return _assemble(
+        period, {_as_date(day): f for day, f in by_day.items()}, by_step, by_template, currencies, names
+    )
+
+
+def _summed(rows: QuerySet[RecoveryDay], field: str, currencies: set[str]) -> dict[Any, Figures]:
+    """The daily figures summed by ``field`` (groups whose figures are all nought are left out, as they would
+    be counted from the sends); the currencies with recovered revenue are added to ``currencies``."""
+    found: dict[Any, Figures] = {}
+    grouped = (
+        rows.values(field, "currency")
+        .annotate(
+            sent_n=Sum("sent"),
+            delivered_n=Sum("delivered"),
+            clicked_n=Sum("clicked"),
+            recovered_n=Sum("recovered"),
+            revenue_units=Sum("revenue"),
+        )
+        .values_list(field, "currency", "sent_n", "delivered_n", "clicked_n", "recovered_n", "revenue_units")
+        .order_by()
+    )
+    for key, currency, sent, delivered, clicked, recovered, units in grouped:
+        if not (sent or delivered or clicked or recovered):
+            continue
+        figures = found.setdefault(key, Figures())
+        figures.sent += sent
+        figures.delivered += delivered
+        figures.clicked += clicked
+        if recovered:
+            figures.recovered += recovered
+            shown = currency or "?"
+            currencies.add(shown)
+            figures.revenue[shown] = figures.revenue.get(shown, Decimal(0)) + summary.from_units(units or 0)
+    return found
+
+
+def build_direct(period: Period) -> Dashboard:
+    """The same figures counted from the sends and recoveries of the period (two grouped queries), in the
+    current time zone."""
     by_key: dict[tuple[date, int, int | None], Figures] = {}
     counted = (
         _sends(period)
@@ -180,37 +239,55 @@ def build(period: Period) -> Dashboard:
         currency = row["currency"] or "?"
         currencies.add(currency)
         figures.revenue[currency] = figures.revenue.get(currency, Decimal(0)) + (row["amount"] or Decimal(0))
+    by_day: dict[date, Figures] = {}
+    by_step: dict[int, Figures] = {}
+    by_template: dict[int | None, Figures] = {}
+    for (day, step, template_id), figures in by_key.items():
+        by_day.setdefault(day, Figures()).add(figures)
+        by_step.setdefault(step, Figures()).add(figures)
+        by_template.setdefault(template_id, Figures()).add(figures)
+    names = dict(
+        RecoveryTemplate.objects.filter(pk__in=[pk for pk in by_template if pk]).values_list("pk", "name")
+    )
+    return _assemble(period, by_day, by_step, by_template, currencies, names)
 
+
+def _assemble(
+    period: Period,
+    by_day: dict[date, Figures],
+    by_step: dict[int, Figures],
+    by_template: dict[int | None, Figures],
+    currencies: set[str],
+    names: dict[int, str],
+) -> Dashboard:
+    """The page's rows: the total, each day of the period, each step and each template."""
     base = {"sent_from": period.start.isoformat(), "sent_to": period.end.isoformat(), "store": period.store}
     total = Row("All", Figures(), base)
-    days: dict[date, Row] = {}
+    days: list[Row] = []
     for offset in range(period.days):
         day = period.start + timedelta(days=offset)
         iso = day.isoformat()
-        days[day] = Row(iso, Figures(), {**base, "sent_from": iso, "sent_to": iso})
-    steps: dict[int, Row] = {}
-    templates: dict[int | None, Row] = {}
-    for (day, step, template_id), figures in by_key.items():
+        row = Row(iso, Figures(), {**base, "sent_from": iso, "sent_to": iso})
+        if day in by_day:
+            row.figures.add(by_day[day])
+        days.append(row)
+    for figures in by_day.values():
         total.figures.add(figures)
-        if day in days:
-            days[day].figures.add(figures)
-        steps.setdefault(step, Row(f"Step {step}", Figures(), {**base, "step": str(step)})).figures.add(
-            figures
+    steps = [Row(f"Step {step}", by_step[step], {**base, "step": str(step)}) for step in sorted(by_step)]
+    templates = [
+        Row(
+            (names.get(pk, "(deleted template)") if pk else "(no template)"),
+            figures,
+            {**base, "template": str(pk or "")},
         )
-        templates.setdefault(
-            template_id, Row("", Figures(), {**base, "template": str(template_id or "")})
-        ).figures.add(figures)
-    names = dict(
-        RecoveryTemplate.objects.filter(pk__in=[pk for pk in templates if pk]).values_list("pk", "name")
-    )
-    for pk, entry in templates.items():
-        entry.label = names.get(pk, "(deleted template)") if pk else "(no template)"
+        for pk, figures in by_template.items()
+    ]
     return Dashboard(
         period=period,
         total=total,
-        days=list(days.values()),
-        steps=[steps[k] for k in sorted(steps)],
-        templates=sorted(templates.values(), key=lambda r: r.label.lower()),
+        days=days,
+        steps=steps,
+        templates=sorted(templates, key=lambda r: r.label.lower()),
         currencies=sorted(currencies),
     )
 

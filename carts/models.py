@@ -187,6 +187,10 @@ class Cart(MirroredObject):
     # last set for. (Nullable, without defaults, so that SQLite adds them without rebuilding the table.)
     customer_digest = models.BigIntegerField(null=True, blank=True)
     customer_changed_digest = models.BigIntegerField(null=True, blank=True)
+    # The store the recovery dashboard's daily figures (RecoveryDay) count this cart's emails under: when sync
+    # brings another, their days are counted again (carts.summary). NULL: not counted yet (and so that SQLite
+    # adds the column without rebuilding the table).
+    summary_store = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     # What the list shows (RecoveryState): stored, and kept exact by carts.recovery_state at every change that
     # affects it (a send, click, unsubscribe, suppression change, sync of the cart or its contact, settings).
     recovery_state = models.CharField(max_length=16, choices=RecoveryState.choices, default=RecoveryState.NEW)
@@ -377,6 +381,8 @@ class SequenceSettings(models.Model):
     )
     updated_at = models.DateTimeField(auto_now=True)
     properties_ready_at = models.DateTimeField(null=True, blank=True)
+    # The time zone (TIME_ZONE) the dashboard's daily figures were counted in: another one counts them again.
+    dashboard_time_zone = models.CharField(max_length=64, blank=True)
 
     def __str__(self) -> str:
         return "Recovery sequence " + ("on" if self.enabled else "off")
@@ -467,6 +473,26 @@ class RecoverySend(models.Model):
 
     def __str__(self) -> str:
         return f"Recovery email {self.pk} ({self.status})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """A send saved one by one (the services update sends in bulk and count as they go): the days it went
+        out on, before and after, are counted again for the dashboard."""
+        before = None
+        if not self._state.adding:
+            before = RecoverySend.objects.filter(pk=self.pk).values_list("sending_at", flat=True).first()
+        super().save(*args, **kwargs)
+        if before is not None or self.sending_at is not None:
+            from carts.summary import summary_rebuild_at
+
+            summary_rebuild_at([before, self.sending_at])
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        deleted = super().delete(*args, **kwargs)
+        if self.sending_at is not None:
+            from carts.summary import summary_rebuild_at
+
+            summary_rebuild_at([self.sending_at])
+        return deleted
 
 
 class EventKind(models.TextChoices):
@@ -567,3 +593,54 @@ class Recovery(models.Model):
 
     def __str__(self) -> str:
         return f"Recovery of cart {self.cart_id} ({self.by})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """A recovery saved one by one (attribution writes them in bulk and counts the difference): the days
+        of its email, before and after, are counted again for the dashboard."""
+        before = None
+        if not self._state.adding:
+            before = Recovery.objects.filter(pk=self.pk).values_list("send_id", flat=True).first()
+        super().save(*args, **kwargs)
+        _count_days_of(before, self.send_id)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        deleted = super().delete(*args, **kwargs)
+        _count_days_of(self.send_id)
+        return deleted
+
+
+def _count_days_of(*send_ids: int | None) -> None:
+    """The dashboard's figures of the days these sends went out on, counted again (carts.summary)."""
+    from carts.summary import summary_rebuild_at
+
+    sends = RecoverySend.objects.filter(pk__in=[pk for pk in send_ids if pk is not None])
+    summary_rebuild_at(sends.values_list("sending_at", flat=True))
+
+
+class RecoveryDay(models.Model):
+    """The recovery dashboard's figures for one day (in TIME_ZONE; the day the emails went out), store, step,
+    template and currency, kept by carts.summary. The email counts are on the row whose currency is ""; the
+    recovered carts and revenue on their currency's row."""
+
+    day = models.DateField()
+    store = models.CharField(max_length=255)
+    step = models.PositiveSmallIntegerField()
+    # The sends' template id, 0 for none; a deleted template's id stays (read as none).
+    template = models.BigIntegerField()
+    currency = models.CharField(max_length=8)
+    sent = models.IntegerField(default=0)
+    delivered = models.IntegerField(default=0)
+    clicked = models.IntegerField(default=0)
+    recovered = models.IntegerField(default=0)
+    revenue = models.BigIntegerField(default=0)  # in ten-thousandths of the currency (carts.summary.SCALE)
+
+    class Meta:
+        constraints = [
+            # Also the dashboard's read: a range of days (and a store).
+            models.UniqueConstraint(
+                fields=["day", "store", "step", "template", "currency"], name="recovery_day_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.store} step {self.step}: {self.sent} sent"

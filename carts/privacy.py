@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from carts import summary
 from carts.models import (
     Cart,
     CartEvent,
@@ -42,8 +43,13 @@ def retention_apply(*, now: datetime | None = None) -> dict[str, int]:
     with transaction.atomic():
         events, _ = CartEvent.objects.filter(at__lt=cutoff).delete()
         sends = RecoverySend.objects.filter(created_at__lt=cutoff)
+        # The recoveries' carts held against attribution meanwhile; the days the sends went out on are
+        # counted again for the dashboard once they are gone.
+        summary.lock_carts(Recovery.objects.filter(send__in=sends).values_list("cart_id", flat=True))
+        days = summary.days_of_sends(sends)
         recoveries, _ = Recovery.objects.filter(send__in=sends).delete()
         deleted_sends, _ = sends.delete()
+        summary.summary_rebuild(days)
         reasons = Suppression.objects.filter(created_at__lt=cutoff).exclude(reason="").update(reason="")
     return {"events": events, "sends": deleted_sends, "recoveries": recoveries, "reasons": reasons}
 
@@ -150,7 +156,11 @@ def contact_erase(email: str) -> dict[str, int]:
     address = normalize_email(email)
     with transaction.atomic():
         cart_ids = list(_carts_of(address).values_list("pk", flat=True))
+        # The anonymised sends still count; their days are counted again, which changes nothing but makes
+        # sure of it.
+        days = summary.days_of_sends(_sends_of(address))
         sends = _sends_of(address).update(to_email="", contact_hubspot_id="", reason="", message_id="")
+        summary.summary_rebuild(days)
         events, _ = CartEvent.objects.filter(cart_id__in=cart_ids).delete()
         carts = Cart.objects.filter(pk__in=cart_ids).update(customer_email="", customer_name="")
         # No address: the carts' stored recovery state follows (carts.recovery_state).

@@ -23,7 +23,7 @@ from django.db.models import F, Max
 from django.template import TemplateSyntaxError
 from django.utils import timezone
 
-from carts import links
+from carts import links, summary
 from carts.models import (
     COMPLETED,
     UNSUBSCRIBED,
@@ -195,6 +195,15 @@ def _claim(send: RecoverySend, message_id: str) -> str:
             if _set_status(send, SendStatus.SKIPPED, reason, only_from=(SendStatus.QUEUED,)):
                 _log(send, EventKind.SKIPPED, reason)
             return SendStatus.SKIPPED
+        # A send the mail server deferred went out once already (it counts on that day until now).
+        earlier = (
+            RecoverySend.objects.select_for_update()
+            .filter(pk=send.pk, status=SendStatus.QUEUED)
+            .values_list("sending_at", "clicked_at")
+            .first()
+        )
+        if earlier is None:
+            return "taken"
         claimed = RecoverySend.objects.filter(pk=send.pk, status=SendStatus.QUEUED).update(
             status=SendStatus.SENDING,
             sending_at=now,
@@ -204,6 +213,11 @@ def _claim(send: RecoverySend, message_id: str) -> str:
         )
         if not claimed:
             return "taken"
+        # The dashboard's figures: it goes out today.
+        went_before, clicked = earlier[0], int(earlier[1] is not None)
+        if went_before is not None:
+            summary.count_send(send.pk, sent=-1, clicked=-clicked, at=went_before)
+        summary.count_send(send.pk, sent=1, clicked=clicked)
     send.status, send.sending_at, send.message_id = SendStatus.SENDING, now, message_id
     return ""
 
@@ -271,9 +285,11 @@ def _smtp_code(exc: BaseException) -> tuple[int, str]:
 def _sent(send: RecoverySend) -> str:
     now = timezone.now()
     with transaction.atomic():
-        RecoverySend.objects.filter(pk=send.pk, status__in=[SendStatus.SENDING, SendStatus.UNCERTAIN]).update(
-            status=SendStatus.SENT, sent_at=now, reason="", updated_at=now
-        )
+        delivered = RecoverySend.objects.filter(
+            pk=send.pk, status__in=[SendStatus.SENDING, SendStatus.UNCERTAIN]
+        ).update(status=SendStatus.SENT, sent_at=now, reason="", updated_at=now)
+        if delivered:
+            summary.count_send(send.pk, delivered=1)
         _log(send, EventKind.SENT, f"Step {send.step} to {send.to_email}")
         # writeback_due: the cart's recovery properties go to HubSpot (carts.writeback).
         Cart.objects.filter(pk=send.cart_id).update(last_email_at=now, writeback_due=True)

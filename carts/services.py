@@ -18,7 +18,7 @@ from django.template import TemplateSyntaxError
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from carts import links
+from carts import links, summary
 from carts.models import (
     BulkSend,
     Cart,
@@ -517,6 +517,7 @@ def click(token: str) -> str:
     if first:
         cart_event_log(cart=cart, kind=EventKind.CLICKED, message=f"Step {send.step}", send=send)
         Cart.objects.filter(pk=cart.pk).update(writeback_due=True)
+        summary.count_send(send.pk, clicked=1)  # the dashboard's figures
     if (
         Cart.objects.filter(pk=cart.pk)
         .exclude(email_state=EmailState.CLICKED)

@@ -1,4 +1,5 @@
-"""`python manage.py recovery_recompute`: work out every cart's recovery and recovered revenue again."""
+"""`python manage.py recovery_recompute`: work out every cart's recovery and recovered revenue again, and
+count the recovery dashboard's daily figures again."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from carts.attribution import recovery_recompute
 
 
 class Command(BaseCommand):
-    help = "Recompute which carts recovery emails recovered, and the revenue credited to each email."
+    help = (
+        "Recompute which carts recovery emails recovered, the revenue credited to each email, and the "
+        "dashboard's daily figures."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
         recovered = recovery_recompute()
