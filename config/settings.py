@@ -498,10 +498,11 @@ HUBSPOT_STAGE_LABEL_MAX = env_int("HUBSPOT_STAGE_LABEL_MAX", 100)
 # HubSpot compares them ignoring case is UNCONFIRMED (the sandbox does, so "Paid" and "paid" clash).
 HUBSPOT_PIPELINE_LABELS_IGNORE_CASE = env_bool("HUBSPOT_PIPELINE_LABELS_IGNORE_CASE", True)
 # Deleting a stage (or archiving a pipeline) moves this many of its orders in the request itself; the rest
-# move in a worker, this many per transaction, and the delete waits for them (renewed every chunk, this lease
-# tells a stalled worker from a busy one).
+# move in a worker, this many per transaction (short ones: on SQLite the push claims and settles the first
+# moves between them; 500 a transaction held it off for seconds), and the delete waits for them (renewed
+# every chunk, this lease tells a stalled worker from a busy one).
 PIPELINE_DELETE_MOVES_NOW = env_int("PIPELINE_DELETE_MOVES_NOW", 500)
-PIPELINE_DELETE_MOVE_CHUNK = env_int("PIPELINE_DELETE_MOVE_CHUNK", 500)
+PIPELINE_DELETE_MOVE_CHUNK = env_int("PIPELINE_DELETE_MOVE_CHUNK", 100)
 PIPELINE_DELETE_MOVING_LEASE_S = env_int("PIPELINE_DELETE_MOVING_LEASE_S", 60)
 
 # --- Celery ----------------------------------------------------------------------------------------------

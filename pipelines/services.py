@@ -862,7 +862,7 @@ def deletion_moves_continue(*, change_pk: int) -> int:
         if connection.vendor == "sqlite":
             # SQLite has one writer at a time, and this loop would take the lock again at once: a moment
             # between chunks lets the push claim and settle the moves already written.
-            time.sleep(0.05)
+            time.sleep(0.02)
 
 
 # --- the outbox's hook: applying and undoing changes on the cache --------------------------------------
