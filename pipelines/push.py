@@ -30,11 +30,17 @@ def _records_model() -> Any:
     return registry.get(RECORDS_TYPE).model
 
 
-def _moves_out(row: dict[str, Any], statuses: Sequence[str]) -> QuerySet[Change]:
+def _payload(row: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = (
+        Change.objects.filter(pk=row["pk"]).values_list("payload", flat=True).first() or {}
+    )
+    return found
+
+
+def _moves_out(row: dict[str, Any], statuses: Sequence[str], payload: dict[str, Any]) -> QuerySet[Change]:
     """Order moves (edits of hs_pipeline_stage, or hs_pipeline for a pipeline) out of what the row's delete
     deletes, made before it or after (a large delete's are written in a worker): by the id it had then (a
-    temporary one, maybe) or has now."""
-    payload = Change.objects.filter(pk=row["pk"]).values_list("payload", flat=True).first() or {}
+    temporary one, maybe, kept in the delete's payload) or has now."""
     ids = {row["object_id"], str(payload.get("moved_from") or row["object_id"])}
     name = "hs_pipeline_stage" if row["object_type"] == "stages" else "hs_pipeline"
     return Change.objects.filter(
@@ -48,7 +54,7 @@ def _moves_out(row: dict[str, Any], statuses: Sequence[str]) -> QuerySet[Change]
 def must_wait(row: dict[str, Any]) -> bool:
     """Whether a delete must wait: orders moved out of what it deletes, or earlier changes of the same
     pipeline, are not in HubSpot yet (HubSpot refuses to delete a stage its records are in)."""
-    payload = Change.objects.filter(pk=row["pk"]).values_list("payload", flat=True).first() or {}
+    payload = _payload(row)
     until = parse_datetime(str(payload.get("moving_until") or ""))
     if until is not None and until > timezone.now():
         return True  # its orders are still being moved out (deletion_moves_continue renews this)
@@ -64,7 +70,7 @@ def must_wait(row: dict[str, Any]) -> bool:
     ):
         return True
     # Moves that wait for their target stage's create count too: the delete goes after them.
-    return _moves_out(row, (ChangeStatus.PENDING, ChangeStatus.PUSHING)).exists()
+    return _moves_out(row, (ChangeStatus.PENDING, ChangeStatus.PUSHING), payload).exists()
 
 
 def _merged(changes: Sequence[Change]) -> dict[str, Any]:
@@ -302,6 +308,7 @@ def push_deletes(claim: Claim) -> int:
         _moves_out(
             {"pk": first.pk, "object_type": first.object_type, "object_id": first.object_id},
             (ChangeStatus.FAILED,),
+            first.payload,
         ).values_list("object_id", flat=True)[:1000]
     )
     if refused:

@@ -188,7 +188,8 @@ def _supersede(change: Change, by: User | None) -> None:
             older.status = ChangeStatus.DISCARDED
             older.resolution = Resolution.SUPERSEDED
             older.resolved_by = by
-            older.save(update_fields=["status", "resolution", "resolved_by", "updated_at"])
+            older.settled_at = timezone.now()
+            older.save(update_fields=["status", "resolution", "resolved_by", "settled_at", "updated_at"])
 
 
 def _unsent_create(kind: str, object_id: str) -> Change | None:
