@@ -36,6 +36,13 @@ _STATE_STATUSES: dict[str, tuple[str, ...]] = {
 }
 
 
+# The component's pace (asked fewer than N times: every S seconds): ten asks a second apart, ten two seconds
+# apart, ten five seconds apart, then every POLL_SLOWEST_S.
+POLL_PACE = ((10, 1), (20, 2), (30, 5))
+POLL_SLOWEST_S = 10
+POLL_MAX_COUNT = 1000
+
+
 @dataclass
 class SyncState:
     """Where a record stands with HubSpot: what the sync-state component shows."""
@@ -45,6 +52,8 @@ class SyncState:
     changes: list[Change] = field(default_factory=list)  # unsettled, oldest first
     recent: Change | None = None  # the last change, when it landed a moment ago
     paused: ConnectionProblem | None = None
+    # How many times the component has asked already (its ``n`` parameter): the pace slows as it waits.
+    poll_count: int = 0
 
     @property
     def state(self) -> str:
@@ -65,6 +74,22 @@ class SyncState:
     def polling(self) -> bool:
         """Whether the component asks again: until every change is in HubSpot or needs a person."""
         return self.state in ("pending", "retrying", "paused")
+
+    @property
+    def poll_after_s(self) -> int:
+        """Seconds before the component asks again: every second while a push usually lands, then slower,
+        so a page with many waiting records (a reordered pipeline, a bulk move, no worker running) does not
+        ask dozens of times a second for long."""
+        if self.state == "paused":
+            return 15
+        for asked, every in POLL_PACE:
+            if self.poll_count < asked:
+                return every
+        return POLL_SLOWEST_S
+
+    @property
+    def next_poll(self) -> int:
+        return min(self.poll_count + 1, POLL_MAX_COUNT)
 
     @property
     def problems(self) -> list[Change]:
@@ -131,7 +156,7 @@ def _current_id(object_type: str, object_id: str) -> str:
     return created or object_id
 
 
-def record_sync_state(object_type: str, object_id: str) -> SyncState:
+def record_sync_state(object_type: str, object_id: str, *, poll_count: int = 0) -> SyncState:
     """The record's unsettled changes, or its last one if it landed a moment ago."""
     object_id = _current_id(object_type, object_id)
     changes = list(
@@ -152,7 +177,9 @@ def record_sync_state(object_type: str, object_id: str) -> SyncState:
             .first()
         )
     _note_blocked(changes)
-    return SyncState(object_type, object_id, changes, recent, _paused() if changes else None)
+    return SyncState(
+        object_type, object_id, changes, recent, _paused() if changes else None, poll_count=poll_count
+    )
 
 
 def _object_key(obj: Any) -> tuple[str, str]:

@@ -167,7 +167,9 @@ def record_state(request: HtmxHttpRequest, object_type: str, object_id: str) -> 
     """One record's sync-state component; it asks for itself again until the record is settled."""
     _check_may_see(request, object_type)
     _known_type_or_404(object_type)
-    context = {"sync": sync_state.record_sync_state(object_type, object_id)}
+    raw = request.GET.get("n", "")
+    asked = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 4 else 0
+    context = {"sync": sync_state.record_sync_state(object_type, object_id, poll_count=asked)}
     return render(request, "hubspot/record.html#record-state", context)
 
 

@@ -54,8 +54,30 @@ class TestComponent:
         html = response.content.decode()
         assert response.status_code == 200
         assert f'id="sync-orders-{order.hubspot_id}"' in html and 'data-sync-state="pending"' in html
-        assert 'hx-trigger="every 1s"' in html and f'hx-get="{state_url(order)}"' in html
+        assert 'hx-trigger="every 1s"' in html and f'hx-get="{state_url(order)}?n=1"' in html
         assert "<html" not in html  # the partial alone
+
+    def test_the_component_asks_less_often_the_longer_it_waits(
+        self, support_client: Any, order: Order
+    ) -> None:
+        change_for(order, ChangeStatus.PENDING)
+        paces = {}
+        for asked in ("3", "12", "25", "400", "9999", "99999", "-1", "x", "٣"):
+            html = support_client.get(state_url(order), {"n": asked}, headers=HTMX).content.decode()
+            paces[asked] = html.split('hx-trigger="every ', 1)[1].split('"', 1)[0]
+        assert paces == {
+            "3": "1s",
+            "12": "2s",
+            "25": "5s",
+            "400": "10s",
+            "9999": "10s",
+            "99999": "1s",  # not a count it sent: starts over
+            "-1": "1s",
+            "x": "1s",
+            "٣": "1s",
+        }
+        html = support_client.get(state_url(order), {"n": "9999"}, headers=HTMX).content.decode()
+        assert f'hx-get="{state_url(order)}?n=1000"' in html
 
     def test_an_applied_change_shows_in_hubspot_and_stops_polling(
         self, support_client: Any, order: Order
