@@ -51,8 +51,11 @@ class OrdersConfig(AppConfig):
 
         # A failed move is corrected by choosing a stage of the order's pipeline, never by typing ids.
         register_correction("orders", stage_correction)
+        from orders.models import BoardTotal
         from orders.services import orders_move_out
         from pipelines import hooks
 
         # A stage deleted (or a pipeline archived) in the editor moves its orders out through their outbox.
         hooks.register_orders_mover(orders_move_out)
+        # The editor's order counts come from the totals the database keeps per stage (a few rows a stage).
+        hooks.register_orders_counter(BoardTotal.objects.orders_per_stage)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -242,6 +243,17 @@ class BoardTotalQuerySet(models.QuerySet["BoardTotal"]):
                     best[folded] = (count, value)
             present[key] = sorted((value for _, value in best.values()), key=str.casefold)
         return present
+
+    def orders_per_stage(self, stage_ids: Sequence[int]) -> dict[int, int]:
+        """Live orders per stage, from the maintained totals (stages without orders left out)."""
+        rows = (
+            self.filter(stage_id__in=list(stage_ids))
+            .order_by()
+            .values_list("stage_id")
+            .annotate(n=Sum("count"))
+            .values_list("stage_id", "n")
+        )
+        return {int(stage_id): int(n) for stage_id, n in rows if n}
 
     def stage_totals(
         self, pipeline_id: int, filters: dict[str, Any], stage_ids: list[int] | None = None

@@ -3,10 +3,13 @@ from ``OrdersConfig.ready``): the pipelines app may not import orders, which sit
 
     register_orders_mover(move)      move(*, source, target, by, limit=None) -> how many orders moved
     move_orders(*, source, target, by, limit=None) -> int
+    register_orders_counter(count)   count(stage_ids) -> {stage id: live orders}
+    count_orders(stage_ids) -> dict[int, int] | None   (None: nobody registered a counter)
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -25,7 +28,22 @@ class OrdersMover(Protocol):
     ) -> int: ...
 
 
+class OrdersCounter(Protocol):
+    """Live orders per stage, for the given stage ids (stages without orders may be left out)."""
+
+    def __call__(self, stage_ids: Sequence[int]) -> dict[int, int]: ...
+
+
 _movers: list[OrdersMover] = []
+_counters: list[OrdersCounter] = []
+
+
+def register_orders_counter(count: OrdersCounter) -> None:
+    _counters[:] = [count]
+
+
+def count_orders(stage_ids: Sequence[int]) -> dict[int, int] | None:
+    return _counters[0](stage_ids) if _counters else None
 
 
 def register_orders_mover(move: OrdersMover) -> None:

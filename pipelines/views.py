@@ -27,7 +27,7 @@ from config.permissions import PIPELINE_ADMIN, SUPPORT, group_required, in_group
 from hubspot_sync.labels import without_bidi_overrides
 from hubspot_sync.models import PropertyDefinition
 from hubspot_sync.sync_state import sync_state_for
-from pipelines import board_settings, services
+from pipelines import board_settings, hooks, services
 from pipelines.forms import (
     ArchiveForm,
     BoardSettingsForm,
@@ -71,8 +71,12 @@ def _labels() -> dict[str, str]:
 
 
 def _order_counts(stages: list[Stage]) -> dict[int, int]:
-    """Live orders per stage: one grouped count that the orders' column index answers (the orders model is
-    reached through the relation, since this app may not import the one above it)."""
+    """Live orders per stage: from the counter the orders app registers (its maintained totals), else one
+    grouped count that the orders' column index answers (the orders model is reached through the relation,
+    since this app may not import the one above it)."""
+    counted = hooks.count_orders([s.pk for s in stages])
+    if counted is not None:
+        return counted
     orders = Stage._meta.get_field("orders").related_model._default_manager  # type: ignore[union-attr]
     rows = (
         orders.filter(stage__in=[s.pk for s in stages], archived=False)

@@ -764,3 +764,23 @@ class TestDelete:
         assert "<html" in html and "Delete the stage" in html
         response = editor.post(self.url(stages[2]), {})
         assert response.status_code == 302 and response["Location"] == "/pipelines/"
+
+
+def test_the_editors_order_counts_come_from_the_maintained_totals_and_agree_with_the_orders(
+    stages: list[Stage],
+) -> None:
+    from orders.models import Order
+    from pipelines import hooks
+    from pipelines.views import _order_counts
+
+    for index, stage in enumerate(stages[:3]):
+        factories.OrderFactory.create_batch(index + 2, stage=stage, pipeline=stage.pipeline)
+    gone = factories.OrderFactory(stage=stages[0], pipeline=stages[0].pipeline)
+    Order.objects.filter(pk=gone.pk).update(archived=True)
+
+    direct = {
+        stage.pk: n for stage in stages if (n := Order.objects.filter(stage=stage, archived=False).count())
+    }
+    assert len(direct) == 3
+    assert hooks.count_orders([s.pk for s in stages]) == direct
+    assert _order_counts(stages) == direct
