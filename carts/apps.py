@@ -8,6 +8,7 @@ class CartsConfig(AppConfig):
     def ready(self) -> None:
         from carts import checks  # noqa: F401 (registers the system checks)
         from carts.customer_change import carts_customer_changed, carts_customer_digest
+        from carts.search import index_by_page
         from carts.services import carts_refresh_links
         from carts.summary import carts_store_changed
         from hubspot_sync import registry
@@ -33,6 +34,8 @@ class CartsConfig(AppConfig):
                 # The dashboard's daily figures of a cart whose store changed: carts.summary.
                 after_upsert=(carts_refresh_links, carts_customer_changed, carts_store_changed),
                 copies_contact=True,
+                # The list's substring index is filled once per page a sync writes: carts.search.
+                around_write=(index_by_page,),
             ),
             "cart",
         )
