@@ -206,12 +206,13 @@ class Cart(MirroredObject):
             # The carts list's sorts (newest or oldest change, value): read a page in index order.
             models.Index(fields=["remote_updated_at", "id"], name="cart_recent"),
             models.Index(fields=["total"], name="cart_total"),
-            # The list's tab counts and state filter over the abandoned range, read from the index alone, and
-            # its pages in index order (newest or oldest change; value).
+            # The list's tab counts and state filter over the abandoned range (the customer's last change),
+            # read from the index alone, and its pages in index order (newest or oldest change; value).
             models.Index(
                 fields=[
                     "archived",
                     "recovery_state",
+                    "customer_changed_at",
                     "remote_updated_at",
                     "email_state",
                     "order_hubspot_id",
@@ -232,6 +233,7 @@ class Cart(MirroredObject):
                     "email_state",
                     "order_hubspot_id",
                     "status",
+                    "customer_changed_at",
                 ],
                 name="cart_filter_cover",
             ),
