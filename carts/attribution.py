@@ -173,13 +173,12 @@ def attribute_carts(hubspot_ids: Sequence[str] | None = None, *, now: datetime |
 
 
 def recovery_recompute(*, now: datetime | None = None) -> int:
-    """Every cart's attribution from scratch (after a change of CARTS_ATTRIBUTION_DAYS, or to check), and
-    every day of the dashboard's figures counted again."""
+    """Every cart's attribution from scratch (after a change of CARTS_ATTRIBUTION_DAYS, or to check). The
+    dashboard's daily figures follow by the difference, a chunk of carts at a time (the command
+    ``recovery_recompute`` also counts every day again)."""
     now = now or timezone.now()
     recovered = 0
     with transaction.atomic():
-        # Holds the dashboard's writers off until every day is counted again (summary_rebuild, below).
-        summary.lock_all()
         kept: set[int] = set()
         last = 0
         while True:
@@ -187,12 +186,18 @@ def recovery_recompute(*, now: datetime | None = None) -> int:
             if not carts:
                 break
             last = carts[-1]["pk"]
+            cart_ids = [cart["pk"] for cart in carts]
+            summary.lock_carts(cart_ids)
+            before = summary.recoveries_of(cart_ids)
             kept |= _attribute_chunk(carts, now)
-        stale = [pk for pk in Recovery.objects.values_list("cart_id", flat=True) if pk not in kept]
+            summary.count_recoveries(before, summary.recoveries_of(cart_ids))
+        stale = sorted(pk for pk in Recovery.objects.values_list("cart_id", flat=True) if pk not in kept)
         for part in chunks(stale, CHUNK):
+            summary.lock_carts(part)
+            before = summary.recoveries_of(part)
             Recovery.objects.filter(cart_id__in=part).delete()
+            summary.count_recoveries(before, [])
         recovered = len(kept)
-        summary.summary_rebuild()
     return recovered
 
 

@@ -161,21 +161,22 @@ def build(period: Period) -> Dashboard:
     currencies: set[str] = set()
     by_day = _summed(rows, "day", currencies)
     by_step = _summed(rows, "step", currencies)
-    found = _summed(rows, "template", currencies)
-    names = dict(RecoveryTemplate.objects.filter(pk__in=[pk for pk in found if pk]).values_list("pk", "name"))
-    by_template: dict[int | None, Figures] = {}
-    for pk, figures in found.items():
-        # A template deleted since is none, as its sends' template now is.
-        by_template.setdefault(pk if pk in names else None, Figures()).add(figures)
+    ids = rows.values_list("template", flat=True).distinct().order_by()
+    names = dict(RecoveryTemplate.objects.filter(pk__in=ids).values_list("pk", "name"))
+    # A template deleted since is none, as its sends' template now is.
+    by_template = _summed(rows, "template", currencies, lambda pk: pk if pk in names else None)
     return _assemble(
         period, {_as_date(day): f for day, f in by_day.items()}, by_step, by_template, currencies, names
     )
 
 
-def _summed(rows: QuerySet[RecoveryDay], field: str, currencies: set[str]) -> dict[Any, Figures]:
-    """The daily figures summed by ``field`` (groups whose figures are all nought are left out, as they would
-    be counted from the sends); the currencies with recovered revenue are added to ``currencies``."""
-    found: dict[Any, Figures] = {}
+def _summed(
+    rows: QuerySet[RecoveryDay], field: str, currencies: set[str], key: Any = None
+) -> dict[Any, Figures]:
+    """The daily figures summed by ``field`` (mapped by ``key``), each group's sums by currency; groups whose
+    figures are all nought are left out, as they would be counted from the sends. The currencies with
+    recovered carts are added to ``currencies``."""
+    sums: dict[tuple[Any, str], list[int]] = {}
     grouped = (
         rows.values(field, "currency")
         .annotate(
@@ -188,18 +189,22 @@ def _summed(rows: QuerySet[RecoveryDay], field: str, currencies: set[str]) -> di
         .values_list(field, "currency", "sent_n", "delivered_n", "clicked_n", "recovered_n", "revenue_units")
         .order_by()
     )
-    for key, currency, sent, delivered, clicked, recovered, units in grouped:
+    for group, currency, *values in grouped:
+        entry = sums.setdefault((key(group) if key else group, currency or "?"), [0] * 5)
+        for index, value in enumerate(values):
+            entry[index] += value or 0
+    found: dict[Any, Figures] = {}
+    for (group, currency), (sent, delivered, clicked, recovered, units) in sums.items():
         if not (sent or delivered or clicked or recovered):
             continue
-        figures = found.setdefault(key, Figures())
+        figures = found.setdefault(group, Figures())
         figures.sent += sent
         figures.delivered += delivered
         figures.clicked += clicked
         if recovered:
             figures.recovered += recovered
-            shown = currency or "?"
-            currencies.add(shown)
-            figures.revenue[shown] = figures.revenue.get(shown, Decimal(0)) + summary.from_units(units or 0)
+            currencies.add(currency)
+            figures.revenue[currency] = figures.revenue.get(currency, Decimal(0)) + summary.from_units(units)
     return found
 
 

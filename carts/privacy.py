@@ -49,8 +49,8 @@ def retention_apply(*, now: datetime | None = None) -> dict[str, int]:
         days = summary.days_of_sends(sends)
         recoveries, _ = Recovery.objects.filter(send__in=sends).delete()
         deleted_sends, _ = sends.delete()
-        summary.summary_rebuild(days)
         reasons = Suppression.objects.filter(created_at__lt=cutoff).exclude(reason="").update(reason="")
+        summary.summary_rebuild(days)  # last: it holds the days until the transaction ends
     return {"events": events, "sends": deleted_sends, "recoveries": recoveries, "reasons": reasons}
 
 
@@ -156,11 +156,10 @@ def contact_erase(email: str) -> dict[str, int]:
     address = normalize_email(email)
     with transaction.atomic():
         cart_ids = list(_carts_of(address).values_list("pk", flat=True))
-        # The anonymised sends still count; their days are counted again, which changes nothing but makes
-        # sure of it.
+        # The anonymised sends still count; their days are counted again (last), which changes nothing but
+        # makes sure of it.
         days = summary.days_of_sends(_sends_of(address))
         sends = _sends_of(address).update(to_email="", contact_hubspot_id="", reason="", message_id="")
-        summary.summary_rebuild(days)
         events, _ = CartEvent.objects.filter(cart_id__in=cart_ids).delete()
         carts = Cart.objects.filter(pk__in=cart_ids).update(customer_email="", customer_name="")
         # No address: the carts' stored recovery state follows (carts.recovery_state).
@@ -173,4 +172,5 @@ def contact_erase(email: str) -> dict[str, int]:
             from carts.models import SuppressionSource
 
             Suppression.objects.create(email=None, email_hash=hashed, source=SuppressionSource.STAFF)
+        summary.summary_rebuild(days)
     return {"sends": sends, "events": events, "carts": carts}

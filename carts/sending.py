@@ -197,7 +197,7 @@ def _claim(send: RecoverySend, message_id: str) -> str:
             return SendStatus.SKIPPED
         # A send the mail server deferred went out once already (it counts on that day until now).
         earlier = (
-            RecoverySend.objects.select_for_update()
+            RecoverySend.objects.select_for_update(no_key=True)
             .filter(pk=send.pk, status=SendStatus.QUEUED)
             .values_list("sending_at", "clicked_at")
             .first()
@@ -213,11 +213,9 @@ def _claim(send: RecoverySend, message_id: str) -> str:
         )
         if not claimed:
             return "taken"
-        # The dashboard's figures: it goes out today.
-        went_before, clicked = earlier[0], int(earlier[1] is not None)
-        if went_before is not None:
-            summary.count_send(send.pk, sent=-1, clicked=-clicked, at=went_before)
-        summary.count_send(send.pk, sent=1, clicked=clicked)
+        # The dashboard's figures (last): it goes out today, and no longer on a day it went out before.
+        went_before, clicked = earlier
+        summary.count_send(send.pk, sent=1, clicked=int(clicked is not None), moved_from=went_before)
     send.status, send.sending_at, send.message_id = SendStatus.SENDING, now, message_id
     return ""
 
@@ -288,8 +286,6 @@ def _sent(send: RecoverySend) -> str:
         delivered = RecoverySend.objects.filter(
             pk=send.pk, status__in=[SendStatus.SENDING, SendStatus.UNCERTAIN]
         ).update(status=SendStatus.SENT, sent_at=now, reason="", updated_at=now)
-        if delivered:
-            summary.count_send(send.pk, delivered=1)
         _log(send, EventKind.SENT, f"Step {send.step} to {send.to_email}")
         # writeback_due: the cart's recovery properties go to HubSpot (carts.writeback).
         Cart.objects.filter(pk=send.cart_id).update(last_email_at=now, writeback_due=True)
@@ -298,6 +294,8 @@ def _sent(send: RecoverySend) -> str:
         ):
             recovery_state_refresh(Cart.objects.filter(pk=send.cart_id))
             _log(send, EventKind.STATE_CHANGED, "Emailed")
+        if delivered:
+            summary.count_send(send.pk, delivered=1)  # the dashboard's figures (last)
     _finish_bulk(send)
     return SendStatus.SENT
 

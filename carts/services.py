@@ -517,7 +517,6 @@ def click(token: str) -> str:
     if first:
         cart_event_log(cart=cart, kind=EventKind.CLICKED, message=f"Step {send.step}", send=send)
         Cart.objects.filter(pk=cart.pk).update(writeback_due=True)
-        summary.count_send(send.pk, clicked=1)  # the dashboard's figures
     if (
         Cart.objects.filter(pk=cart.pk)
         .exclude(email_state=EmailState.CLICKED)
@@ -525,6 +524,8 @@ def click(token: str) -> str:
     ):
         recovery_state_refresh(Cart.objects.filter(pk=cart.pk))
         cart_event_log(cart=cart, kind=EventKind.STATE_CHANGED, message="Clicked", send=send)
+    if first:
+        summary.count_send(send.pk, clicked=1)  # the dashboard's figures (last: carts.summary)
     return cart.cart_url if is_web_link(cart.cart_url) else ""
 
 

@@ -14,9 +14,14 @@ Kept exact by:
   retention and erasure (carts.privacy), a cart's new store (its sync hook), a send or recovery saved or
   deleted one by one, and every day after an attribution recompute or a change of TIME_ZONE.
 
-On PostgreSQL every writer takes its days' advisory locks (in order) before it reads what it counts, so
-increments and rebuilds of a day never interleave; attribution also locks its carts, so the recoveries it
-reads as "before" are still there when it writes. On SQLite write transactions already run one at a time.
+On PostgreSQL, days are locked with advisory locks: an increment takes its days' locks shared, a count of a
+day again takes them exclusive, so no increment interleaves with it, and each reads what it counts (the
+carts' stores) once it holds them. Increments are the last thing their transactions do and write one row each
+in the worker's and the click's paths (the email counts, on currency ""); attribution writes the recovery
+rows (currency "?" for a recovery without one), in key order. A count again is the last thing its transaction
+does, and the one a cart's new store calls for runs after the sync's transaction, in its own; so none of them
+waits for anything while holding a day. Attribution also locks its carts, so the recoveries it reads as
+"before" are still there when it writes. On SQLite write transactions run one at a time.
 """
 
 from __future__ import annotations
@@ -45,10 +50,11 @@ FIGURES = ("sent", "delivered", "clicked", "recovered", "revenue")
 # Revenue is kept in ten-thousandths (Recovery.amount has four decimal places): integer sums are exact on
 # SQLite too, whose decimals are floating point.
 SCALE = 10_000
+# A recovery without a currency: its own rows, never the email counts' ("").
+NO_CURRENCY = "?"
 # Namespaces of the two-key advisory locks (PostgreSQL).
 _DAY_LOCKS = 14
 _CART_LOCKS = 15
-_ALL_CARTS = 16
 
 
 def zone() -> ZoneInfo:
@@ -101,38 +107,27 @@ def from_units(units: int) -> Decimal:
 # --- locks --------------------------------------------------------------------------------------------------
 
 
-def _advisory(namespace: int, keys: Iterable[int]) -> None:
-    """Take the advisory locks (this transaction's), in key order so two writers never wait on each other in
-    a circle. Nothing on SQLite, whose write transactions run one at a time."""
+def _advisory(namespace: int, keys: Iterable[int], *, shared: bool = False) -> None:
+    """Take the advisory locks (this transaction's), in key order so that two writers never wait on each other
+    in a circle. Nothing on SQLite, whose write transactions run one at a time."""
     ordered = sorted({key % 2_147_483_647 for key in keys})
     if connection.vendor != "postgresql" or not ordered:
         return
+    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    # The function is one of the two names above; the keys are a parameter.
+    sql = f"SELECT {function}(%s, k) FROM (SELECT unnest(%s::int[]) AS k ORDER BY 1) AS keys"  # noqa: S608
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(%s, k) FROM (SELECT unnest(%s::int[]) AS k ORDER BY 1) AS keys",
-            [namespace, ordered],
-        )
+        cursor.execute(sql, [namespace, ordered])
 
 
-def lock_days(days: Iterable[date]) -> None:
-    _advisory(_DAY_LOCKS, (day.toordinal() for day in days))
+def lock_days(days: Iterable[date], *, shared: bool = False) -> None:
+    """The days' locks: shared for increments, exclusive to count a day again."""
+    _advisory(_DAY_LOCKS, (day.toordinal() for day in days), shared=shared)
 
 
 def lock_carts(cart_ids: Iterable[int]) -> None:
-    """Serialise attribution (and retention) of these carts until the transaction ends; a recompute of every
-    cart (``lock_all``) waits for these, and they for it."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock_shared(%s, 0)", [_ALL_CARTS])
+    """Serialise attribution (and retention) of these carts until the transaction ends."""
     _advisory(_CART_LOCKS, cart_ids)
-
-
-def lock_all() -> None:
-    """Every cart's attribution and every day's figures, until the transaction ends (a recompute)."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, 0)", [_ALL_CARTS])
-    _lock_table()
 
 
 # --- increments ---------------------------------------------------------------------------------------------
@@ -142,7 +137,7 @@ def _upsert(deltas: dict[Key, list[int]]) -> None:
     """Add the deltas to their rows (made when missing), in one statement."""
     rows = [
         [day.isoformat(), store, step, template, currency, *values]
-        for (day, store, step, template, currency), values in deltas.items()
+        for (day, store, step, template, currency), values in sorted(deltas.items())  # rows locked in order
         if any(values)
     ]
     if not rows:
@@ -180,7 +175,7 @@ def _count(items: list[Item]) -> None:
     ]
     if not dated:
         return
-    lock_days(item[0] for item in dated)
+    lock_days((item[0] for item in dated), shared=True)
     stores = dict(Cart.objects.filter(pk__in={item[1] for item in dated}).values_list("pk", "store"))
     deltas: dict[Key, list[int]] = defaultdict(lambda: [0] * len(FIGURES))
     for day, cart_id, step, template_id, currency, values in dated:
@@ -190,10 +185,16 @@ def _count(items: list[Item]) -> None:
 
 
 def count_send(
-    send_id: int, *, sent: int = 0, delivered: int = 0, clicked: int = 0, at: datetime | None = None
+    send_id: int,
+    *,
+    sent: int = 0,
+    delivered: int = 0,
+    clicked: int = 0,
+    moved_from: datetime | None = None,
 ) -> None:
-    """Add to one send's figures, on the day ``at`` (default: the day it went out, as now stored). Called in
-    the transaction that recorded the change, after it."""
+    """Add to one send's email counts on the day it went out (as now stored); ``moved_from``: they are taken
+    off that earlier day (a deferred send that went out again). The last thing the transaction that recorded
+    the change does."""
     found = (
         RecoverySend.objects.filter(pk=send_id)
         .values_list("sending_at", "cart_id", "step", "template_id")
@@ -202,9 +203,10 @@ def count_send(
     if found is None:
         return
     sending_at, cart_id, step, template_id = found
-    moment = at or sending_at
-    if moment is not None:
-        _count([(moment, cart_id, step, template_id, "", [sent, delivered, clicked, 0, 0])])
+    items: list[Item] = [(sending_at, cart_id, step, template_id, "", [sent, delivered, clicked, 0, 0])]
+    if moved_from is not None:
+        items.append((moved_from, cart_id, step, template_id, "", [-sent, -delivered, -clicked, 0, 0]))
+    _count(items)
 
 
 RecoveryFacts = list[tuple[int, str, Decimal | None]]  # (send id, currency, amount)
@@ -222,7 +224,7 @@ def count_recoveries(before: RecoveryFacts, after: RecoveryFacts) -> None:
     change: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0, 0])
     for sign, facts in ((-1, before), (1, after)):
         for send_id, currency, amount in facts:
-            entry = change[(send_id, currency)]
+            entry = change[(send_id, currency or NO_CURRENCY)]
             entry[0] += sign
             entry[1] += sign * to_units(amount)
     change = {key: value for key, value in change.items() if any(value)}
@@ -279,9 +281,11 @@ def computed(days: Iterable[date] | None = None) -> dict[Key, list[int]]:
             row["send__cart__store"],
             row["send__step"],
             row["send__template_id"] or 0,
-            row["currency"],
+            row["currency"] or NO_CURRENCY,
         )
-        figures[key][3:5] = [row["n"], int(row["units"] or 0)]
+        # A recovery without a currency and one whose currency is "?" share their rows, as on the page.
+        figures[key][3] += row["n"]
+        figures[key][4] += int(row["units"] or 0)
     return {key: values for key, values in figures.items() if any(values)}
 
 
@@ -296,7 +300,7 @@ def _lock_table() -> None:
 @transaction.atomic
 def summary_rebuild(days: Iterable[date] | None = None) -> int:
     """Count these days (every day when None) again from the sends and recoveries; returns how many rows
-    they have now. Idempotent."""
+    they have now. Idempotent. The last thing its transaction does (it holds the days until the end)."""
     if days is None:
         _lock_table()
         stale = RecoveryDay.objects.all()
@@ -351,14 +355,21 @@ def summary_ensure_current() -> None:
 
 
 def _restore(carts: Any) -> None:
-    """Carts whose store is not the one their figures were counted under: their days are counted again."""
+    """Carts whose store is not the one their figures were counted under: their days are counted again, each
+    part in a transaction of its own once the sync's has committed (so the sync never holds a day while it
+    goes on writing)."""
     moved = list(
         carts.exclude(summary_store__isnull=False, summary_store=F("store")).values_list("pk", flat=True)
     )
-    for part in chunks(moved, 500):
+    if moved:
+        transaction.on_commit(lambda: _count_stores_again(moved))
+
+
+def _count_stores_again(cart_ids: list[int]) -> None:
+    for part in chunks(cart_ids, 500):
         with transaction.atomic():
-            summary_rebuild(days_of_sends(RecoverySend.objects.filter(cart_id__in=part)))
             Cart.objects.filter(pk__in=part).update(summary_store=F("store"))
+            summary_rebuild(days_of_sends(RecoverySend.objects.filter(cart_id__in=part)))
 
 
 def carts_store_changed_all(spec: MirrorType) -> None:

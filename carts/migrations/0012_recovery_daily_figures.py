@@ -13,6 +13,7 @@ from django.db.models.functions import Cast, Round, TruncDate
 # A migration keeps its own copy of these: it must not change when the code's do (carts.summary).
 SCALE = 10_000
 FIGURES = ("sent", "delivered", "clicked", "recovered", "revenue")
+NO_CURRENCY = "?"  # a recovery without a currency: never on the email counts' rows ("")
 
 
 def count(apps, schema_editor):
@@ -51,9 +52,10 @@ def count(apps, schema_editor):
             row["send__cart__store"],
             row["send__step"],
             row["send__template_id"] or 0,
-            row["currency"],
+            row["currency"] or NO_CURRENCY,
         )
-        figures[key][3:5] = [row["n"], int(row["units"] or 0)]
+        figures[key][3] += row["n"]
+        figures[key][4] += int(row["units"] or 0)
     RecoveryDay.objects.bulk_create(
         [
             RecoveryDay(

@@ -8,6 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from carts.attribution import recovery_recompute
+from carts.summary import summary_rebuild
 
 
 class Command(BaseCommand):
@@ -18,4 +19,5 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         recovered = recovery_recompute()
-        self.stdout.write(f"{recovered} recovered carts.")
+        rows = summary_rebuild()
+        self.stdout.write(f"{recovered} recovered carts; {rows} rows of daily figures.")
