@@ -103,7 +103,7 @@ def _outcomes(carts: list[dict[str, Any]]) -> dict[int, Outcome]:
     return found
 
 
-def _attribute_chunk(carts: list[dict[str, Any]], now: datetime) -> set[int]:
+def _attribute_chunk(carts: list[dict[str, Any]], now: datetime) -> list[Recovery]:
     outcomes = _outcomes(carts)
     sends: dict[int, list[SentEmail]] = {}
     rows = RecoverySend.objects.filter(
@@ -138,7 +138,7 @@ def _attribute_chunk(carts: list[dict[str, Any]], now: datetime) -> set[int]:
         unique_fields=["cart"],
         update_fields=["order_hubspot_id", "send", "amount", "currency", "recovered_at", "by", "computed_at"],
     )
-    return {r.cart_id for r in recoveries}
+    return recoveries
 
 
 CART_VALUES = ("pk", "order_hubspot_id", "status", "remote_updated_at", "total", "currency")
@@ -161,13 +161,14 @@ def attribute_carts(hubspot_ids: Sequence[str] | None = None, *, now: datetime |
     for chunk in chunks(list(hubspot_ids), CHUNK):
         with transaction.atomic():
             # The dashboard's daily figures follow by the difference, the carts locked while it is taken.
-            cart_ids = list(Cart.objects.filter(hubspot_id__in=chunk).values_list("pk", flat=True))
-            summary.lock_carts(cart_ids)
-            before = summary.recoveries_of(cart_ids)
-            carts = list(_candidates().filter(pk__in=cart_ids).values(*CART_VALUES))
-            kept = _attribute_chunk(carts, now)
-            Recovery.objects.filter(cart_id__in=cart_ids).exclude(cart_id__in=kept).delete()
-            summary.count_recoveries(before, summary.recoveries_of(cart_ids))
+            summary.lock_carts_named(chunk)
+            before = summary.recoveries_of(Q(cart__hubspot_id__in=chunk))
+            carts = list(_candidates().filter(hubspot_id__in=chunk).values(*CART_VALUES))
+            written = _attribute_chunk(carts, now)
+            kept = {r.cart_id for r in written}
+            Recovery.objects.filter(cart__hubspot_id__in=chunk).exclude(cart_id__in=kept).delete()
+            # What the chunk's carts have now: what was written, the others' deleted.
+            summary.count_recoveries(before, [(r.send_id, r.currency, r.amount) for r in written])
         recovered += len(kept)
     return recovered
 
@@ -189,7 +190,7 @@ def recovery_recompute(*, now: datetime | None = None) -> int:
             cart_ids = [cart["pk"] for cart in carts]
             summary.lock_carts(cart_ids)
             before = summary.recoveries_of(cart_ids)
-            kept |= _attribute_chunk(carts, now)
+            kept |= {r.cart_id for r in _attribute_chunk(carts, now)}
             summary.count_recoveries(before, summary.recoveries_of(cart_ids))
         stale = sorted(pk for pk in Recovery.objects.values_list("cart_id", flat=True) if pk not in kept)
         for part in chunks(stale, CHUNK):

@@ -9,10 +9,12 @@ recovery is on its own currency's row, on the day, step and template of the emai
 
 Kept exact by:
 - increments where a send, a delivery and a click are recorded (carts.sending, carts.services.click);
-- the difference before and after, where attribution writes recoveries (carts.attribution.attribute_carts);
+- the difference before and after, where attribution writes recoveries (carts.attribution: as orders arrive
+  and in a recompute);
 - counting affected days again from the sends and recoveries (``summary_rebuild``), idempotently: after
   retention and erasure (carts.privacy), a cart's new store (its sync hook), a send or recovery saved or
-  deleted one by one, and every day after an attribution recompute or a change of TIME_ZONE.
+  deleted one by one; and every day by the ``recovery_recompute`` command or after a change of TIME_ZONE.
+Carts are never deleted here (HubSpot's deletions archive them), so no send disappears uncounted.
 
 On PostgreSQL, days are locked with advisory locks: an increment takes its days' locks shared, a count of a
 day again takes them exclusive, so no increment interleaves with it, and each reads what it counts (the
@@ -130,6 +132,19 @@ def lock_carts(cart_ids: Iterable[int]) -> None:
     _advisory(_CART_LOCKS, cart_ids)
 
 
+def lock_carts_named(hubspot_ids: Sequence[str]) -> None:
+    """``lock_carts`` for carts named by their HubSpot ids (one statement)."""
+    if connection.vendor == "postgresql" and hubspot_ids:
+        table = connection.ops.quote_name(Cart._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                # The table name is the model's; the ids are a parameter.
+                "SELECT pg_advisory_xact_lock(%s, k) FROM (SELECT DISTINCT (id %% 2147483647)::int AS k "  # noqa: S608
+                f"FROM {table} WHERE hubspot_id = ANY(%s) ORDER BY 1) AS keys",
+                [_CART_LOCKS, list(hubspot_ids)],
+            )
+
+
 # --- increments ---------------------------------------------------------------------------------------------
 
 
@@ -164,10 +179,10 @@ def _upsert(deltas: dict[Key, list[int]]) -> None:
 Item = tuple[datetime | None, int, int, int | None, str, list[int]]
 
 
-def _count(items: list[Item]) -> None:
+def _count(items: list[Item], stores: dict[int, str]) -> None:
     """Add figures: (moment, cart id, step, template id, currency, [sent, delivered, clicked, recovered,
-    revenue]) each (an item without a moment counts nowhere). The days are locked first, then the carts'
-    stores read."""
+    revenue]) each (an item without a moment counts nowhere). ``stores``: the carts' stores as read before;
+    on PostgreSQL they are read again once the days are locked (on SQLite no other writer ran meanwhile)."""
     dated = [
         (day_of(moment), cart_id, step, template_id, currency, values)
         for moment, cart_id, step, template_id, currency, values in items
@@ -176,7 +191,8 @@ def _count(items: list[Item]) -> None:
     if not dated:
         return
     lock_days((item[0] for item in dated), shared=True)
-    stores = dict(Cart.objects.filter(pk__in={item[1] for item in dated}).values_list("pk", "store"))
+    if connection.vendor == "postgresql":
+        stores = dict(Cart.objects.filter(pk__in={item[1] for item in dated}).values_list("pk", "store"))
     deltas: dict[Key, list[int]] = defaultdict(lambda: [0] * len(FIGURES))
     for day, cart_id, step, template_id, currency, values in dated:
         key = (day, stores.get(cart_id, ""), step, template_id or 0, currency)
@@ -197,26 +213,25 @@ def count_send(
     the change does."""
     found = (
         RecoverySend.objects.filter(pk=send_id)
-        .values_list("sending_at", "cart_id", "step", "template_id")
+        .values_list("sending_at", "cart_id", "step", "template_id", "cart__store")
         .first()
     )
     if found is None:
         return
-    sending_at, cart_id, step, template_id = found
+    sending_at, cart_id, step, template_id, store = found
     items: list[Item] = [(sending_at, cart_id, step, template_id, "", [sent, delivered, clicked, 0, 0])]
     if moved_from is not None:
         items.append((moved_from, cart_id, step, template_id, "", [-sent, -delivered, -clicked, 0, 0]))
-    _count(items)
+    _count(items, {cart_id: store})
 
 
 RecoveryFacts = list[tuple[int, str, Decimal | None]]  # (send id, currency, amount)
 
 
-def recoveries_of(cart_ids: Sequence[int]) -> RecoveryFacts:
-    """The carts' recoveries, as ``count_recoveries`` compares them."""
-    return list(
-        Recovery.objects.filter(cart_id__in=list(cart_ids)).values_list("send_id", "currency", "amount")
-    )
+def recoveries_of(carts: Sequence[int] | Q) -> RecoveryFacts:
+    """The carts' recoveries (cart ids, or a filter on recoveries), as ``count_recoveries`` compares them."""
+    where = carts if isinstance(carts, Q) else Q(cart_id__in=list(carts))
+    return list(Recovery.objects.filter(where).values_list("send_id", "currency", "amount"))
 
 
 def count_recoveries(before: RecoveryFacts, after: RecoveryFacts) -> None:
@@ -230,18 +245,19 @@ def count_recoveries(before: RecoveryFacts, after: RecoveryFacts) -> None:
     change = {key: value for key, value in change.items() if any(value)}
     if not change:
         return
-    sends = {
-        pk: (sending_at, cart_id, step, template_id)
-        for pk, sending_at, cart_id, step, template_id in RecoverySend.objects.filter(
-            pk__in={send_id for send_id, _ in change}
-        ).values_list("pk", "sending_at", "cart_id", "step", "template_id")
-    }
+    stores: dict[int, str] = {}
+    sends: dict[int, tuple[datetime | None, int, int, int | None]] = {}
+    for pk, sending_at, cart_id, step, template_id, store in RecoverySend.objects.filter(
+        pk__in={send_id for send_id, _ in change}
+    ).values_list("pk", "sending_at", "cart_id", "step", "template_id", "cart__store"):
+        sends[pk] = (sending_at, cart_id, step, template_id)
+        stores[cart_id] = store
     items: list[Item] = []
     for (send_id, currency), (recovered, revenue) in change.items():
         if send_id in sends:
-            sending_at, cart_id, step, template_id = sends[send_id]
-            items.append((sending_at, cart_id, step, template_id, currency, [0, 0, 0, recovered, revenue]))
-    _count(items)
+            moment, cart, step_of, template = sends[send_id]
+            items.append((moment, cart, step_of, template, currency, [0, 0, 0, recovered, revenue]))
+    _count(items, stores)
 
 
 # --- counting again -----------------------------------------------------------------------------------------
