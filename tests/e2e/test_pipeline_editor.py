@@ -106,7 +106,7 @@ def hostile_names() -> Stage:
     pipeline.label = HOSTILE_TEXT[1]  # '"><img src=x onerror=alert(1)>'
     pipeline.save()
     stage = pipeline.stages.filter(archived=False).order_by("display_order")[1]
-    stage.label = "W" * 3000
+    stage.label = "W" * Stage._meta.get_field("label").max_length  # the longest the cache holds
     stage.required_properties = ["hs_shipping_tracking_number", "hs_external_order_status"]
     stage.save()
     other = pipeline.stages.filter(archived=False).order_by("display_order")[2]
