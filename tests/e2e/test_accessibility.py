@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,20 +37,29 @@ LONG_WORD = "W" * 7000
 RTL_NAME = "שלום עולם — مرحبا بالعالم"
 
 
-@pytest.fixture
-def portal(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
-    sandbox = start_sandbox(seed_contacts=12, seed_orders=60, seed_carts=6, hostile=True, rate_limits=False)
+@contextmanager
+def synced_hostile_portal(settings: Any, monkeypatch: pytest.MonkeyPatch, **seed: int) -> Iterator[Sandbox]:
+    """A sandbox seeded with hostile text (``seed``: its sizes), pointed at and fully synced."""
+    sandbox = start_sandbox(hostile=True, rate_limits=False, **seed)
     for name, value in (
         ("HUBSPOT_API_BASE", sandbox.url),
         ("HUBSPOT_ACCESS_TOKEN", sandbox.config.token or ""),
     ):
         setattr(settings, name, value)
         monkeypatch.setenv(name, value)
-    assert sync.run_sync(SyncKind.FULL).status == "succeeded"
     try:
+        assert sync.run_sync(SyncKind.FULL).status == "succeeded"
         yield sandbox
     finally:
         sandbox.stop(save_snapshot=False)
+
+
+@pytest.fixture
+def portal(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
+    with synced_hostile_portal(
+        settings, monkeypatch, seed_contacts=12, seed_orders=60, seed_carts=6
+    ) as sandbox:
+        yield sandbox
 
 
 @pytest.fixture

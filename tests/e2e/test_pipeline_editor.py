@@ -9,7 +9,6 @@ Playwright's ``wait_for_function`` needs."""
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,13 +17,11 @@ import pytest
 
 from hubspot_sandbox.seed import HOSTILE_TEXT
 from hubspot_sandbox.server import Sandbox
-from hubspot_sandbox.testing import start_sandbox
-from hubspot_sync import sync
-from hubspot_sync.models import SyncKind
 from orders.models import Order
 from pipelines.models import Pipeline, Stage
 from tests import factories
-from tests.e2e.test_accessibility import axe_context, serious_violations  # noqa: F401 - a fixture
+from tests.e2e.test_accessibility import axe_context, serious_violations, synced_hostile_portal  # noqa: F401 - a fixture
+from tests.e2e.test_board_live import wait_js
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -35,29 +32,10 @@ PHONE = {"width": 390, "height": 844}
 @pytest.fixture
 def portal(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
     """The sandbox seeded with hostile text, synced: its order pipelines, stages, orders and properties."""
-    sandbox = start_sandbox(seed_contacts=10, seed_orders=80, seed_carts=2, hostile=True, rate_limits=False)
-    for name, value in (
-        ("HUBSPOT_API_BASE", sandbox.url),
-        ("HUBSPOT_ACCESS_TOKEN", sandbox.config.token or ""),
-    ):
-        setattr(settings, name, value)
-        monkeypatch.setenv(name, value)
-    assert sync.run_sync(SyncKind.FULL).status == "succeeded"
-    try:
+    with synced_hostile_portal(
+        settings, monkeypatch, seed_contacts=10, seed_orders=80, seed_carts=2
+    ) as sandbox:
         yield sandbox
-    finally:
-        sandbox.stop(save_snapshot=False)
-
-
-def wait_js(page: Any, expression: str, timeout_s: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = page.evaluate(expression)
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout_s} s: {expression}")
-        time.sleep(0.1)
 
 
 def sign_in(page: Any, live_server: Any, username: str, then: str = "/pipelines/") -> None:
