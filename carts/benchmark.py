@@ -226,7 +226,6 @@ def bulk_send(n: int, folder: Path) -> dict[str, Any]:
         "EMAIL_HOST_USER": "",
         "EMAIL_HOST_PASSWORD": "",
         "MAILBOX_DIR": str(folder / "mailbox"),
-        "ORDERDECK_QUEUE": queue,
         "HUBSPOT_SYNC_INTERVAL_S": "86400",
     }
     overrides = {
