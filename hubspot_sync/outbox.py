@@ -8,7 +8,7 @@ the system).
 
 Records (orders, carts, contacts, line items)
     record_change(*, obj, properties, by) -> Change
-    record_changes(*, items, by) -> list[Change]                 (many at once: [(record, properties)])
+    record_changes(*, items, by, locked=False) -> int           (many at once: [(record, properties)])
     record_create(*, object_type, properties, by, links=(), id_property=None) -> (record, Change)
     association_add(*, obj, to, by, type_id=None) -> Change
     association_remove(*, obj, to, by, type_id=None) -> Change
@@ -50,6 +50,7 @@ from hubspot_sync.models import (
 )
 from hubspot_sync.pending import (
     VALUE_KINDS,
+    insert_rows,
     is_temp,
     link_edge,
     link_locally,
@@ -224,18 +225,27 @@ def record_change(*, obj: MirroredObject, properties: Mapping[str, PropertyValue
 
 @transaction.atomic
 def record_changes(
-    *, items: Sequence[tuple[MirroredObject, Mapping[str, PropertyValue]]], by: User | None
-) -> list[Change]:
+    *,
+    items: Sequence[tuple[MirroredObject, Mapping[str, PropertyValue]]],
+    by: User | None,
+    locked: bool = False,
+) -> int:
     """``record_change`` for many records of one type at once (a stage's orders moved out before it is
-    deleted): the same changes, bases and local writes, in a few statements for the lot."""
+    deleted): the same changes, bases and local writes, in a few statements for the lot. ``locked``: the
+    caller read the records with select_for_update in this transaction, so they are not read again. Returns
+    how many changes were recorded (their rows are written without reading their keys back)."""
     if not items:
-        return []
+        return 0
     spec = spec_for(items[0][0])
     model = spec.model
-    locked = {
-        r.pk: r for r in model._default_manager.select_for_update().filter(pk__in=[o.pk for o, _ in items])
-    }
-    ids = [locked[o.pk].hubspot_id for o, _ in items if o.pk in locked]
+    if locked:
+        current = {o.pk: o for o, _ in items}
+    else:
+        current = {
+            r.pk: r
+            for r in model._default_manager.select_for_update().filter(pk__in=[o.pk for o, _ in items])
+        }
+    ids = [current[o.pk].hubspot_id for o, _ in items if o.pk in current]
     earlier: dict[str, list[Change]] = {}
     for change in (
         Change.objects.filter(
@@ -247,8 +257,9 @@ def record_changes(
         earlier.setdefault(change.object_id, []).append(change)
     changes: list[Change] = []
     writes: list[tuple[MirroredObject, dict[str, str]]] = []
+    by_name = staff_name(by)
     for obj, properties in items:
-        record = locked.get(obj.pk)
+        record = current.get(obj.pk)
         if record is None:
             continue  # deleted meanwhile
         values = {name: wire(value) for name, value in properties.items()}
@@ -263,28 +274,28 @@ def record_changes(
                 new=values,
                 waits_for=" ".join(temp_ids_in(record.hubspot_id, values)),
                 created_by=by,
-                created_by_name=staff_name(by),
+                created_by_name=by_name,
             )
         )
         writes.append((record, values))
-    Change.objects.bulk_create(changes)
-    first = min(c.pk for c in changes) if changes else 0
+    # Failed or conflicting edits these replace (all of them older than the changes written below).
     by_record = {c.object_id: c for c in changes}
     for older in Change.objects.filter(
         object_type=spec.name,
         object_id__in=list(by_record),
         status__in=(ChangeStatus.FAILED, ChangeStatus.CONFLICT),
         kind=ChangeKind.UPDATE,
-        pk__lt=first,
     ):
         if set(older.new) <= set(by_record[older.object_id].new):
             _settle(older, ChangeStatus.DISCARDED, Resolution.SUPERSEDED, by)
-    write_values_many(spec, writes)
-    for obj, _ in items:
-        if obj.pk in locked:
-            _copy_onto(obj, locked[obj.pk])
+    insert_rows(Change, changes)
+    write_values_many(spec, writes, fresh=True)
+    if not locked:
+        for obj, _ in items:
+            if obj.pk in current:
+                _copy_onto(obj, current[obj.pk])
     queue_push_on_commit()
-    return changes
+    return len(changes)
 
 
 @transaction.atomic

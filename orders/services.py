@@ -204,14 +204,14 @@ def orders_move_out(
     # The pipeline and stage come from the target alone.
     place = {"hs_pipeline": target.pipeline.hubspot_id, "hs_pipeline_stage": target.hubspot_id}
     for start in range(0, len(ids), MOVE_OUT_CHUNK):
-        orders = list(Order.objects.filter(pk__in=ids[start : start + MOVE_OUT_CHUNK]))
+        orders = list(Order.objects.select_for_update().filter(pk__in=ids[start : start + MOVE_OUT_CHUNK]))
         lacking = [o for o in orders if missing_properties(o.properties, target)]
         if lacking:
             raise PipelineRuleError(
                 f"{lacking[0]} has no value for what “{target.label}” requires; fill it in first, or choose "
                 "another stage."
             )
-        record_changes(items=[(order, place) for order in orders], by=by)
+        record_changes(items=[(order, place) for order in orders], by=by, locked=True)
     return len(ids)
 
 
