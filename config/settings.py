@@ -474,6 +474,11 @@ HUBSPOT_PUSH_GHOST_WINDOW_S = float(env("HUBSPOT_PUSH_GHOST_WINDOW_S", "60"))
 # base, jittered, up to the cap.
 HUBSPOT_PUSH_RETRY_BASE_S = float(env("HUBSPOT_PUSH_RETRY_BASE_S", "2"))
 HUBSPOT_PUSH_RETRY_CAP_S = float(env("HUBSPOT_PUSH_RETRY_CAP_S", "300"))
+# Claims a push task sends at once while full batches are due (itself and up to this many minus one threads):
+# one sender waits out each call's round trip, so alone it stays under the rate limit; the shared limiter
+# paces them all. UNCONFIRMED best value: 2 kept pace with the 190-per-10-s limiter against the sandbox
+# (`benchmark pipelines`); with HubSpot's real round trips (assumed 150 ms a call) 3 or 4 may be needed.
+HUBSPOT_PUSH_SENDERS = env_int("HUBSPOT_PUSH_SENDERS", 2)
 # One push task works this long at most, then hands over to a fresh one.
 HUBSPOT_PUSH_DRAIN_BUDGET_S = float(env("HUBSPOT_PUSH_DRAIN_BUDGET_S", "60"))
 # A queued push task that has not started after this long is taken for lost; the next edit queues another.

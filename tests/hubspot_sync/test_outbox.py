@@ -3,6 +3,8 @@ tests call the push directly; test_push.py runs the same paths through a real wo
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -560,3 +562,48 @@ def test_a_move_into_a_stage_hubspot_refused_is_held_back_and_goes_with_it(
     assert not Stage.objects.filter(pk=stage.pk).exists()
     order.refresh_from_db()
     assert order.stage == before
+
+
+@pytest.mark.parametrize("senders", [1, 2])
+def test_a_backlog_is_sent_by_as_many_senders_as_set_and_each_record_once(
+    portal: Sandbox,
+    queued: list[str],
+    staff: Any,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    senders: int,
+) -> None:
+    settings.HUBSPOT_PUSH_BATCH = 10
+    settings.HUBSPOT_PUSH_SENDERS = senders
+    orders = list(Order.objects.filter(archived=False).order_by("hubspot_id")[:30])
+    assert len(orders) == 30
+    for order in orders:
+        outbox.record_change(obj=order, properties={"hs_order_name": f"Sent {order.hubspot_id}"}, by=staff)
+    lock = threading.Lock()
+    in_flight = {"now": 0, "most": 0}
+    threads: set[str] = set()
+    send = push.push_claim
+
+    def slow_send(claim: push.Claim) -> int:
+        with lock:
+            in_flight["now"] += 1
+            in_flight["most"] = max(in_flight["most"], in_flight["now"])
+            threads.add(threading.current_thread().name)
+        try:
+            time.sleep(0.3)  # a slow HubSpot: the claims overlap if they can
+            return send(claim)
+        finally:
+            with lock:
+                in_flight["now"] -= 1
+
+    monkeypatch.setattr(push, "push_claim", slow_send)
+
+    assert push.push_outbox() == 30
+
+    assert in_flight["most"] == senders
+    assert len(threads) == senders
+    for order in orders:
+        assert writes_of(portal, "orders", order.hubspot_id, "hs_order_name", f"Sent {order.hubspot_id}") == 1
+    assert batch_calls(portal, "orders", "update") == 3
+    assert batch_calls(portal, "orders", "read") == 3
+    assert set(Change.objects.values_list("status", flat=True)) == {ChangeStatus.APPLIED}
