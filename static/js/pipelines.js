@@ -1,6 +1,7 @@
 // The pipeline editor: its dialog (new pipeline, required properties, delete and archive with their
 // previews), stage rows in the new-pipeline form, reordering stages by drag (SortableJS), the focus and the
-// announcement after an arrow moved something, and half-typed names kept when a region is drawn again.
+// announcement after an arrow moved something, an arrow pressed again while its move is on its way, and
+// half-typed names kept when a region is drawn again.
 // Every change goes through the server; this file only moves elements and focus.
 (function () {
   "use strict";
@@ -198,6 +199,46 @@
     if (!input.dataset || !input.dataset.typed) return;
     delete input.dataset.typed;
     if (input.value !== input.defaultValue) input.dispatchEvent(new Event("change", { bubbles: true }));
+  });
+
+  // --- an arrow pressed again while its move is on its way ---------------------------------------------------
+  // A move redraws the region that holds its arrow, and htmx drops a request queued on an element that is
+  // gone: a press made meanwhile is kept here (by the arrow's id) and made on the new arrow once the move is
+  // drawn, so ↓ pressed twice quickly moves twice.
+
+  var ARROW = /^(stage|pipeline)-(up|down)-/;
+  var arrowMoves = []; // the requests of arrow moves sent and not drawn yet
+  var pressesKept = []; // ids of the arrows pressed meanwhile, in order
+
+  function moveOnItsWay() {
+    return arrowMoves.some(function (xhr) { return xhr.readyState !== 4; });
+  }
+
+  // In the capture phase, before htmx's own listener on the form sees the submit.
+  document.addEventListener("submit", function (event) {
+    var button = event.submitter;
+    if (!button || !ARROW.test(button.id || "") || !moveOnItsWay()) return;
+    event.preventDefault();
+    event.stopImmediatePropagation();
+    pressesKept.push(button.id);
+  }, true);
+
+  document.body.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail.elt;
+    if (elt && elt.matches && elt.matches("form.arrows")) arrowMoves.push(event.detail.xhr);
+  });
+
+  document.body.addEventListener("htmx:afterSettle", function () {
+    arrowMoves = arrowMoves.filter(function (xhr) { return xhr.readyState !== 4; });
+    if (arrowMoves.length || !pressesKept.length) return;
+    var button = document.getElementById(pressesKept.shift());
+    if (button && !button.disabled) button.click();
+    else pressesKept = []; // at the end of its list, or gone: the presses after it are moot
+  });
+
+  // A move that failed is not drawn: the presses kept after it are not made either.
+  ["htmx:responseError", "htmx:sendError"].forEach(function (name) {
+    document.body.addEventListener(name, function () { pressesKept = []; });
   });
 
   // --- reordering stages by drag ----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ Playwright's ``wait_for_function`` needs."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -230,6 +231,45 @@ def test_reorder_stages_by_drag_and_by_keyboard(portal: Sandbox, live_server: An
         focused = "stage-down" if place == 0 else "stage-up"
         wait_js(page, f"document.activeElement && document.activeElement.id === '{focused}-{second.pk}'")
     assert stage_order(pipeline)[0] == second.label
+
+
+def test_an_arrow_pressed_again_while_its_move_is_on_its_way_moves_again(
+    portal: Sandbox, live_server: Any, page: Any
+) -> None:
+    factories.pipeline_admin(username="alex")
+    page.set_viewport_size(DESKTOP)
+    sign_in(page, live_server, "alex")
+    pipeline = first_pipeline()
+    stages = list(pipeline.stages.filter(archived=False).order_by("display_order"))
+    assert len(stages) >= 4
+    moving = stages[0]
+    held: list[Any] = []
+    hold = {"on": True}
+
+    def slow_server(route: Any) -> None:
+        if hold["on"]:
+            held.append(route)  # the move is on its way until the test lets it through
+        else:
+            route.continue_()
+
+    page.route(re.compile(r"/stages/\d+/move/$"), slow_server)
+    page.locator(f"#stage-down-{moving.pk}").focus()
+    page.keyboard.press("Enter")
+    wait_js(page, "document.querySelector('form.arrows.htmx-request') !== null")
+    assert len(held) == 1
+    # Pressed again on the same arrow while the first move has no answer yet: kept, not sent at once...
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(300)
+    assert len(held) == 1
+    # ...and made once the first move is drawn: the stage goes down two places, the focus stays on its arrow.
+    hold["on"] = False
+    held.pop().continue_()
+    wait_js(page, f"{rows(pipeline)}[2].dataset.stage === '{moving.pk}'")
+    wait_js(page, f"document.activeElement && document.activeElement.id === 'stage-down-{moving.pk}'")
+    wait_js(page, "document.getElementById('editor-live').textContent.includes('is stage 3 of')")
+    assert stage_order(pipeline)[:3] == [stages[1].label, stages[2].label, moving.label]
+    page.wait_for_timeout(300)
+    assert stage_order(pipeline)[:3] == [stages[1].label, stages[2].label, moving.label]  # no third move
 
 
 # --- deleting a stage that holds orders -------------------------------------------------------------------
