@@ -4,6 +4,7 @@ run leaves PostgreSQL with fresh statistics. Against the sandbox over HTTP."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -20,7 +21,15 @@ from hubspot_sandbox import objects as remote
 from hubspot_sandbox.server import Sandbox
 from hubspot_sandbox.testing import start_sandbox
 from hubspot_sync import client, sync
-from hubspot_sync.models import Association, Contact, LineItem, PropertyDefinition, SyncKind, SyncStatus
+from hubspot_sync.models import (
+    Association,
+    Contact,
+    LineItem,
+    PropertyDefinition,
+    SyncKind,
+    SyncRun,
+    SyncStatus,
+)
 from hubspot_sync.verify import verify
 from orders.models import Order
 from pipelines.models import Pipeline, Stage
@@ -75,8 +84,19 @@ def test_a_line_item_only_full_run_archives_nothing_that_exists_in_hubspot(porta
 
     assert live_line_items() == before_items
     assert Association.objects.count() == before_edges
-    assert "Full sync done" in out.getvalue()
     assert_cache_equals(portal)
+    # It says what it did: every line item was read again, each written or found unchanged (the issue's run
+    # said "0 written" having read none), and its bar ended on that number.
+    run = SyncRun.objects.latest("pk")
+    assert run.object_types == "line_items" and run.status == SyncStatus.SUCCEEDED
+    assert run.objects_written + run.objects_skipped == len(before_items)
+    assert run.progress_done == run.progress_total == len(before_items)
+    reported = re.search(
+        r"Full sync done in [\d.]+ s: ([\d,]+) written, ([\d,]+) unchanged or older", out.getvalue()
+    )
+    assert reported, out.getvalue()
+    written, unchanged = (int(n.replace(",", "")) for n in reported.groups())
+    assert (written, unchanged) == (run.objects_written, run.objects_skipped)
 
 
 def test_a_line_item_deleted_in_hubspot_is_archived_by_a_line_item_only_run(portal: Sandbox) -> None:
