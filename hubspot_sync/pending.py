@@ -230,7 +230,7 @@ def update_rows(model: type[models.Model], records: Sequence[models.Model], name
         columns = [quote(str(f.column)) for f in fields]
         assignments = ", ".join(f"{c} = v.{c}" for c in columns)
         sql = (
-            f"UPDATE {table} SET {assignments} FROM {_pg_unnest([*fields, pk])} "  # noqa: S608
+            f"UPDATE {table} SET {assignments} FROM {pg_unnest([*fields, pk])} "  # noqa: S608
             f"AS v ({', '.join(columns)}, {key}) WHERE {table}.{key} = v.{key}"
         )
         with connection.cursor() as cursor:
@@ -259,13 +259,13 @@ def insert_rows(model: type[models.Model], objs: Sequence[models.Model]) -> None
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             values = [list(column) for column in zip(*rows, strict=True)]
-            cursor.execute(f"{head} SELECT * FROM {_pg_unnest(fields)}", values)  # noqa: S608
+            cursor.execute(f"{head} SELECT * FROM {pg_unnest(fields)}", values)  # noqa: S608
         return
     with connection.cursor() as cursor:
         cursor.executemany(f"{head} VALUES ({', '.join(['%s'] * len(fields))})", rows)
 
 
-def _pg_unnest(fields: Sequence[models.Field[Any, Any]]) -> str:
+def pg_unnest(fields: Sequence[models.Field[Any, Any]]) -> str:
     """``unnest(%s::type[], …)``: rows from one array parameter per field, each cast to its column's type."""
     return "unnest(" + ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields) + ")"
 

@@ -719,21 +719,29 @@ def _note_remote(object_type: str, objects: Iterable[client.ApiObject]) -> None:
         return
     meta = spec.model._meta
     quote = connection.ops.quote_name
-    column = quote(meta.get_field("remote_updated_at").column)
-    # One statement per record, sent together (a batch's hundred through the ORM took a tenth of a second).
+    field, key = meta.get_field("remote_updated_at"), meta.get_field("hubspot_id")
+    table, column, id_column = quote(meta.db_table), quote(field.column), quote(key.column)
+    rows = [(field.get_db_prep_save(obj.updated_at, connection), obj.id) for obj in objects]
+    if not rows:
+        return
     # The table and column names come from the model's meta; the values are parameters.
-    sql = (
-        f"UPDATE {quote(meta.db_table)} SET {column} = %s WHERE {quote(meta.get_field('hubspot_id').column)}"  # noqa: S608
-        f" = %s AND ({column} IS NULL OR {column} < %s)"
-    )
-    field = meta.get_field("remote_updated_at")
-    rows = []
-    for obj in objects:
-        stamp = field.get_db_prep_save(obj.updated_at, connection)
-        rows.append([stamp, obj.id, stamp])
-    if rows:
-        with connection.cursor() as cursor:
-            cursor.executemany(sql, rows)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # One statement for the batch: each statement runs the orders' statement-level totals trigger.
+            arrays = pending.pg_unnest([field, key])
+            cursor.execute(
+                f"UPDATE {table} SET {column} = v.stamp FROM {arrays} AS v (stamp, id) "  # noqa: S608
+                f"WHERE {table}.{id_column} = v.id AND ({column} IS NULL OR {column} < v.stamp)",
+                [[stamp for stamp, _ in rows], [hubspot_id for _, hubspot_id in rows]],
+            )
+        else:
+            # One statement per record, sent together (a batch of 100 through the ORM took a tenth of a
+            # second).
+            cursor.executemany(
+                f"UPDATE {table} SET {column} = %s WHERE {id_column} = %s "  # noqa: S608
+                f"AND ({column} IS NULL OR {column} < %s)",
+                [[stamp, hubspot_id, stamp] for stamp, hubspot_id in rows],
+            )
 
 
 # --- records: edits ----------------------------------------------------------------------------------------

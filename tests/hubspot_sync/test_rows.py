@@ -169,3 +169,26 @@ def test_moving_out_in_bulk_equals_moving_one_at_a_time(monkeypatch: pytest.Monk
     }
     # The search index still finds the moved orders by their names.
     assert Order.objects.filter(pk__in=[o.pk for o in bulk], stage=second).count() == 4
+
+
+def test_a_pushed_write_keeps_hubspots_newer_time_and_never_an_older_one() -> None:
+    """After a write HubSpot's modification time is noted on the record (one statement per batch on
+    PostgreSQL), so a sync page read before the write can't put the old values back; an older time never
+    replaces a newer one."""
+    from hubspot_sync import client, push
+
+    pipeline = factories.pipeline_with_stages()
+    stage = pipeline.stages.first()
+    now = timezone.now().replace(microsecond=0)
+    stale = factories.OrderFactory(stage=stage, remote_updated_at=now - timedelta(hours=1))
+    newer = factories.OrderFactory(stage=stage, remote_updated_at=now + timedelta(hours=1))
+    never = factories.OrderFactory(stage=stage, remote_updated_at=None)
+
+    def answer(order: Order) -> client.ApiObject:
+        return client.ApiObject(id=order.hubspot_id, properties={}, created_at=now, updated_at=now)
+
+    push._note_remote("orders", [answer(stale), answer(newer), answer(never)])
+
+    assert Order.objects.get(pk=stale.pk).remote_updated_at == now
+    assert Order.objects.get(pk=newer.pk).remote_updated_at == now + timedelta(hours=1)
+    assert Order.objects.get(pk=never.pk).remote_updated_at == now
