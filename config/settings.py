@@ -89,6 +89,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    # Django's widget templates, found by the project's template engine (FORM_RENDERER below).
+    "django.forms",
     "django_htmx",
     # Partials are registered as a builtin below, so moving to Django 6's own partials only touches settings.
     "template_partials.apps.SimpleAppConfig",
@@ -151,6 +153,10 @@ TEMPLATES: list[dict[str, Any]] = [
         },
     }
 ]
+# Forms and widgets render with the engine above, so templates/ can override a widget's template (the admin's
+# date-and-time pair, templates/admin/widgets/split_datetime.html, labels its two inputs).
+# https://docs.djangoproject.com/en/5.2/ref/forms/renderers/#templatessetting
+FORM_RENDERER = "django.forms.renderers.TemplatesSetting"
 
 # --- database ----------------------------------------------------------------------------------------
 # DATABASE_URL (postgres://user:pass@host:5432/name) in production; SQLite in the data folder otherwise.
