@@ -5,6 +5,9 @@ axe-core comes from the npm registry (package.json, in node_modules like Sortabl
 script tag, which the site's CSP (script-src 'self') would refuse, so only the axe runs use a browser context
 that bypasses the CSP; the keyboard tests run under the CSP as it is served."""
 
+# The carts tests' fixtures are imported by name, and tests name them as parameters.
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 import re
@@ -15,15 +18,30 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.contrib.contenttypes.models import ContentType
+from django.test import Client
+from django.urls import resolve
 from django.utils import timezone
 
+from carts import links, sending
+from carts import tasks as carts_tasks
+from carts.models import Cart, RecoveryTemplate, SendStatus, SuppressionSource
+from carts.services import cart_send_request, suppression_add
 from hubspot_sandbox.server import Sandbox
 from hubspot_sandbox.testing import start_sandbox
 from hubspot_sync import sync
-from hubspot_sync.models import Change, ChangeStatus, SyncKind, WebhookEvent
-from orders.models import Order
+from hubspot_sync.models import Change, ChangeStatus, SyncKind, SyncRun, WebhookEvent
+from orders.models import Order, SavedView
 from pipelines.models import Pipeline
-from tests import factories
+from tests import factories, urlwalk
+from tests.carts.conftest import (  # noqa: F401 (fixtures used by name)
+    Portal,
+    SmtpServer,
+    _taken,
+    default_template,
+    emailable_cart,
+    smtp_server,
+)
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -164,55 +182,223 @@ def axe_context(chromium_browser: Any) -> Iterator[Callable[..., Any]]:
         context.close()
 
 
-def test_every_page_has_no_serious_or_critical_axe_violation(
-    portal: Sandbox, hostile_order: Order, live_server: Any, axe_context: Callable[..., Any]
-) -> None:
-    assert AXE.exists(), "axe-core is missing: run npm ci"
-    factories.pipeline_admin(username="alex", is_staff=True, is_superuser=True)
-    factories.support_user(username="robin")
+# Routes that are no page to check: signing out (it would end the walk's session), HubSpot's webhook, the
+# favicon's redirect, the admin's redirects, and a mail's own HTML (the email, not a page: shown in a
+# sandboxed frame of the pages that are checked).
+NOT_PAGES = {
+    "logout",
+    "admin:logout",
+    "hubspot-webhook",
+    "favicon",
+    "admin:view_on_site",
+    "admin:(?P<url>.*)$",
+    "carts:preview-html",
+    "carts:mailbox-html",
+    "carts:template-preview-html",
+}
+# Routes the walk must reach as whole pages (so data gone missing can't make it pass by checking less).
+MUST_REACH = {
+    "home",
+    "login",
+    "orders:board",
+    "orders:table",
+    "orders:move",
+    "orders:drawer",
+    "carts:abandoned",
+    "carts:cart",
+    "carts:preview",
+    "carts:templates",
+    "carts:template-new",
+    "carts:template",
+    "carts:sequence",
+    "carts:suppressions",
+    "carts:mailbox",
+    "carts:mailbox-message",
+    "carts:recovery",
+    "carts:privacy",
+    "recovery-click",
+    "recovery-unsubscribe",
+    "pipelines:list",
+    "pipelines:create",
+    "pipelines:archive",
+    "pipelines:stage-rules",
+    "pipelines:stage-delete",
+    "hubspot:sync",
+    "hubspot:record-changes",
+    "admin:index",
+    "admin:auth_user_change",
+    "admin:pipelines_pipeline_change",
+}
+
+
+@pytest.fixture
+def walk_data(
+    portal: Sandbox,
+    hostile_order: Order,
+    smtp_server: SmtpServer,
+    default_template: RecoveryTemplate,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> urlwalk.Dataset:
+    """The synced hostile portal with the carts' pages given real data (two carts emailed, so the Mailbox has
+    messages and the dashboard figures; a suppression; one cart's link gone, for the "no cart" page), and the
+    walk's ids: each route's parameters filled with them."""
+    settings.CARTS_ABANDONED_AFTER_MIN = 0
+    # The sends are delivered here, one call each; nothing is queued for a worker.
+    monkeypatch.setattr(carts_tasks.recovery_send_task, "delay", lambda *args, **kwargs: None)
+    both = factories.pipeline_admin(username="alex", is_staff=True, is_superuser=True)
+    carts = Portal(portal)
+    _taken.clear()
+    sends = []
+    for email, first_name in (("ada@example.com", RTL_NAME), ("grace@example.com", "Grace")):
+        cart = emailable_cart(carts, email, first_name)
+        send = cart_send_request(cart=cart, by=both)
+        assert sending.recovery_send_deliver(send_id=send.pk) == SendStatus.SENT
+        sends.append(send)
+    Cart.objects.filter(pk=sends[1].cart_id).update(cart_url="")
+    suppression_add(email="gone@example.com", reason=LONG_WORD[:200], source=SuppressionSource.STAFF, by=both)
+    (message_id,) = [m.id for m in smtp_server.mailbox.list() if m.to == ["ada@example.com"]]
     pipeline = hostile_order.pipeline
-    assert pipeline is not None
-    found: dict[str, list[str]] = {}
-
-    anonymous = axe_context()
-    anonymous.goto(f"{live_server.url}/login/")
-    found["login"] = serious_violations(anonymous)
-
-    page = axe_context()
-    sign_in(page, live_server, "alex")
-    pages = {
-        "boards": "/boards/",
-        "board": f"/boards/{pipeline.pk}/",
-        "order page": f"/boards/orders/{hostile_order.hubspot_id}/",
-        "table": f"/boards/{pipeline.pk}/table/",
-        "carts": "/carts/",
-        "pipelines": "/pipelines/",
-        "sync": "/sync/",
-        "record timeline": f"/sync/records/orders/{hostile_order.hubspot_id}/",
-        "404": "/boards/orders/no-such-order/",
-        "admin": "/admin/",
+    assert pipeline is not None and hostile_order.stage is not None
+    view = SavedView.objects.create(user=both, pipeline=pipeline, name=RTL_NAME, query="q=a")
+    run = SyncRun.objects.order_by("-pk").first()
+    assert run is not None
+    failed = Change.objects.create(
+        object_type="orders",
+        object_id=hostile_order.hubspot_id,
+        base={"hs_order_name": hostile_order.name},
+        new={"hs_order_name": SPOOFED},
+        status=ChangeStatus.FAILED,
+        error=LONG_WORD[:500],
+    )
+    data = urlwalk.Dataset(pipeline, pipeline, [hostile_order], {"both": both})
+    data.ids = {
+        "pipeline_pk": [str(pipeline.pk)],
+        "stage_pk": [str(hostile_order.stage.pk)],
+        "view_pk": [str(view.pk)],
+        "hubspot_id": [hostile_order.hubspot_id],
+        "name": ["hs_order_name"],
+        "pk": [str(run.pk), str(failed.pk)],
+        "action": ["retry"],
+        "object_type": ["carts", "orders"],  # with the ids below: a cart's timeline and an order's
+        "object_id": [hostile_order.hubspot_id, sends[0].cart.hubspot_id],
+        "cart_id": [sends[0].cart.hubspot_id],
+        "template_pk": [str(default_template.pk)],
+        "message_id": [message_id],
+        "token": [
+            "preview",  # the link in a preview: said to be one
+            "not-a-signed-link",  # refused
+            links.sign(sends[1].token, links.CLICK_SALT),  # a genuine link to a cart with no link left
+            links.sign(sends[0].token, links.UNSUBSCRIBE_SALT),  # the unsubscribe page
+        ],
     }
-    for name, path in pages.items():
+    data.admin_ids = {
+        "app_label": ["pipelines", "auth", "hubspot"],
+        "object_id": [str(pipeline.pk), str(both.pk)],
+        "id": [str(both.pk)],
+        "content_type_id": [str(ContentType.objects.get_for_model(Pipeline).pk)],
+    }
+    return data
+
+
+def viewer_of(route: urlwalk.Route, path: str) -> str:
+    """Who the page is for: a public page (exempt from signing in) anonymously, the start page as a person in
+    no group (the "no access" page; the groups are sent on elsewhere), every other as a person in both groups
+    and the Django admin."""
+    if route.name == "home":
+        return "no group"
+    return "anonymous" if getattr(resolve(path).func, "login_required", True) is False else "both"
+
+
+def whole_pages(data: urlwalk.Dataset, clients: dict[str, Client]) -> list[tuple[str, str, str]]:
+    """(route name, viewer, path) of every route that answers its viewer's GET with a whole HTML document:
+    each 200, and an error page (a refused link, a missing cart) once per status and template."""
+    pages: list[tuple[str, str, str]] = []
+    errors: set[tuple[int, str]] = set()
+    for route in urlwalk.routes():
+        if route.name in NOT_PAGES:
+            continue
+        for path in [urlwalk.fill(route, combo) for combo in urlwalk.real_values(route, data)]:
+            viewer = viewer_of(route, path)
+            response = clients[viewer].get(path)
+            if "text/html" not in response.get("Content-Type", "") or b"<html" not in response.content:
+                continue  # a redirect, a CSV or JSON answer, or a partial htmx swaps into a page
+            if response.status_code != 200:
+                key = (response.status_code, response.templates[0].name if response.templates else "")
+                if key in errors:
+                    continue
+                errors.add(key)
+            pages.append((route.name, viewer, path))
+    return pages
+
+
+def test_every_page_has_no_serious_or_critical_axe_violation(
+    walk_data: urlwalk.Dataset,
+    hostile_order: Order,
+    live_server: Any,
+    axe_context: Callable[..., Any],
+    settings: Any,
+) -> None:
+    """Every page the URL resolver has, as the person it is for (the walk the CSP check makes), then the
+    board with the drawer open, a 404 and a refusal."""
+    assert AXE.exists(), "axe-core is missing: run npm ci"
+    clients = {"anonymous": Client()}
+    for viewer, user in (
+        ("both", walk_data.users["both"]),
+        ("no group", factories.UserFactory(username="nobody")),
+        ("support", factories.support_user(username="robin")),
+    ):
+        clients[viewer] = Client()
+        clients[viewer].force_login(user)
+    pages = whole_pages(walk_data, clients)
+    reached = {name for name, _, _ in pages}
+    assert not MUST_REACH - reached, f"not reached as a whole page: {MUST_REACH - reached}"
+
+    # One browser context and one page; the viewer's session (the walk's own) is put in its cookie jar.
+    page = axe_context()
+    current = ""
+
+    def as_viewer(viewer: str) -> None:
+        nonlocal current
+        if viewer == current:
+            return
+        page.context.clear_cookies()
+        if session := clients[viewer].cookies.get(settings.SESSION_COOKIE_NAME):
+            page.context.add_cookies(
+                [{"name": settings.SESSION_COOKIE_NAME, "value": session.value, "url": live_server.url}]
+            )
+        current = viewer
+
+    found: dict[str, list[str]] = {}
+    for _, viewer, path in pages:
+        as_viewer(viewer)
         page.goto(live_server.url + path)
         page.wait_for_load_state("networkidle")
-        found[name] = serious_violations(page)
+        found[f"{path} ({viewer})"] = serious_violations(page)
 
+    as_viewer("both")
+    page.goto(f"{live_server.url}/boards/orders/no-such-order/")
+    found["a 404 (both)"] = serious_violations(page)
     # The board with the drawer open, its empty fields and groups shown too.
+    pipeline = hostile_order.pipeline
+    assert pipeline is not None
     page.goto(f"{live_server.url}/boards/{pipeline.pk}/")
     page.locator(f"#order-{hostile_order.hubspot_id} .order-name a").click()
     page.locator("#drawer #drawer-title").wait_for()
     for summary in page.locator("#drawer details:not([open]) > summary").all():
         if summary.is_visible():
             summary.click()
-    found["board with the drawer open"] = serious_violations(page)
+    found["the board with the drawer open (both)"] = serious_violations(page)
 
-    support = axe_context()
-    sign_in(support, live_server, "robin")
-    response = support.goto(f"{live_server.url}/pipelines/new/")  # Support reads pipelines, never edits
+    as_viewer("support")
+    response = page.goto(f"{live_server.url}/pipelines/new/")  # Support reads pipelines, never edits
     assert response is not None and response.status == 403
-    found["403"] = serious_violations(support)
+    found["a 403 (support)"] = serious_violations(page)
 
-    assert {name: v for name, v in found.items() if v} == {}
+    failures = [f"{name}: {violation}" for name, violations in found.items() for violation in violations]
+    assert not failures, (
+        f"{len(failures)} serious or critical violations on {len(found)} pages:\n" + "\n".join(failures)
+    )
 
 
 def test_the_drawer_is_a_modal_dialog_and_gives_the_focus_back(
