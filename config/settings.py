@@ -515,6 +515,12 @@ HUBSPOT_PIPELINE_LABELS_IGNORE_CASE = env_bool("HUBSPOT_PIPELINE_LABELS_IGNORE_C
 PIPELINE_DELETE_MOVES_NOW = env_int("PIPELINE_DELETE_MOVES_NOW", 500)
 PIPELINE_DELETE_MOVE_CHUNK = env_int("PIPELINE_DELETE_MOVE_CHUNK", 100)
 PIPELINE_DELETE_MOVING_LEASE_S = env_int("PIPELINE_DELETE_MOVING_LEASE_S", 60)
+# On SQLite the worker pauses this long between chunks. A push waiting for the write lock sleeps in SQLite's
+# busy handler, 25 to 50 ms a try once it has waited a little (sqliteDefaultBusyCallback), so a shorter pause
+# was mostly over before it looked again: with 20 ms the push kept about 80 % of its pace while moves were
+# written, with 50 ms all of it (`benchmark pipelines`: 1.09-1.17x the rate-limit bound against 1.08-1.09x),
+# and the worker still writes a chunk of 100 ahead of the push's 100 per batch.
+PIPELINE_DELETE_SQLITE_PAUSE_S = float(env("PIPELINE_DELETE_SQLITE_PAUSE_S", "0.05"))
 
 # --- Celery ----------------------------------------------------------------------------------------------
 # Production: redis://host:6379/0. Default: kombu's filesystem transport in the data folder, which works

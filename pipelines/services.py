@@ -861,9 +861,9 @@ def deletion_moves_continue(*, change_pk: int) -> int:
             if "moving_until" not in payload:
                 return moved
         if connection.vendor == "sqlite":
-            # SQLite has one writer at a time, and this loop would take the lock again at once: a moment
-            # between chunks lets the push claim and settle the moves already written.
-            time.sleep(0.02)
+            # SQLite has one writer at a time, and this loop would take the lock again at once: a pause
+            # between chunks lets the push claim and settle the moves already written (see the setting).
+            time.sleep(settings.PIPELINE_DELETE_SQLITE_PAUSE_S)
 
 
 # --- the outbox's hook: applying and undoing changes on the cache --------------------------------------
