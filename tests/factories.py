@@ -10,6 +10,7 @@ from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
 from config.permissions import PIPELINE_ADMIN, SUPPORT
+from hubspot_sync.models import PropertyDefinition
 from orders.models import Order
 from pipelines.models import Pipeline, Stage, StageState
 
@@ -108,4 +109,19 @@ class OrderFactory(factory.django.DjangoModelFactory):
             "hs_source_store": o.store,
             "hs_fulfillment_status": o.fulfillment_status,
         }
+    )
+
+
+def order_property(
+    name: str, label: str, type_: str, field_type: str, **fields: object
+) -> PropertyDefinition:
+    """An order property's definition, as the definitions sync stores it (in HubSpot's default group)."""
+    return PropertyDefinition.objects.create(
+        object_type="orders",
+        name=name,
+        label=label,
+        type=type_,
+        field_type=field_type,
+        group_name="order_information",
+        **fields,
     )

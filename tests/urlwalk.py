@@ -67,6 +67,13 @@ def fill(route: Route, values: dict[str, str]) -> str:
     return "/" + path
 
 
+# Routes that answer no page a person reads: signing out (it would end a walk's session), HubSpot's webhook,
+# the favicon's redirect and the admin's redirects.
+NOT_PAGES = frozenset(
+    {"logout", "admin:logout", "hubspot-webhook", "favicon", "admin:view_on_site", "admin:(?P<url>.*)$"}
+)
+
+
 # --- the dataset ------------------------------------------------------------------------------------------
 
 
@@ -102,14 +109,12 @@ def build_dataset() -> Dataset:
         ("hs_fulfillment_status", "Fulfillment", "enumeration", "select"),
         ("hs_external_created_date", "Created (store)", "datetime", "date"),
     ):
-        PropertyDefinition.objects.create(
-            object_type="orders",
-            name=name,
-            label=label,
-            type=type_,
-            field_type=field_type,
+        factories.order_property(
+            name,
+            label,
+            type_,
+            field_type,
             options=[{"label": "Shipped", "value": "shipped"}] if type_ == "enumeration" else [],
-            group_name="order_information",
         )
     Cart.objects.create(
         hubspot_id="80001",

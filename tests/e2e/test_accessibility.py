@@ -182,20 +182,9 @@ def axe_context(chromium_browser: Any) -> Iterator[Callable[..., Any]]:
         context.close()
 
 
-# Routes that are no page to check: signing out (it would end the walk's session), HubSpot's webhook, the
-# favicon's redirect, the admin's redirects, and a mail's own HTML (the email, not a page: shown in a
+# Routes that are no page to check: urlwalk's, and a mail's own HTML (the email, not a page: shown in a
 # sandboxed frame of the pages that are checked).
-NOT_PAGES = {
-    "logout",
-    "admin:logout",
-    "hubspot-webhook",
-    "favicon",
-    "admin:view_on_site",
-    "admin:(?P<url>.*)$",
-    "carts:preview-html",
-    "carts:mailbox-html",
-    "carts:template-preview-html",
-}
+NOT_PAGES = urlwalk.NOT_PAGES | {"carts:preview-html", "carts:mailbox-html", "carts:template-preview-html"}
 # Routes the walk must reach as whole pages (so data gone missing can't make it pass by checking less).
 MUST_REACH = {
     "home",

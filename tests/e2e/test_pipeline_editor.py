@@ -78,6 +78,17 @@ def first_pipeline() -> Pipeline:
     return pipeline
 
 
+def editing_the_first_pipeline(page: Any, live_server: Any) -> tuple[Pipeline, list[Stage]]:
+    """A Pipeline admin on the editor at desktop size; the first pipeline and its (four or more) stages."""
+    factories.pipeline_admin(username="alex")
+    page.set_viewport_size(DESKTOP)
+    sign_in(page, live_server, "alex")
+    pipeline = first_pipeline()
+    stages = list(pipeline.stages.filter(archived=False).order_by("display_order"))
+    assert len(stages) >= 4
+    return pipeline, stages
+
+
 def hostile_names() -> Stage:
     """Give a stage and the pipeline hostile names, as HubSpot could send them (the editor itself refuses
     control characters and over-long names)."""
@@ -185,12 +196,7 @@ def drag(page: Any, handle: Any, target: Any, *, above: bool = True) -> None:
 
 
 def test_reorder_stages_by_drag_and_by_keyboard(portal: Sandbox, live_server: Any, page: Any) -> None:
-    factories.pipeline_admin(username="alex")
-    page.set_viewport_size(DESKTOP)
-    sign_in(page, live_server, "alex")
-    pipeline = first_pipeline()
-    stages = list(pipeline.stages.filter(archived=False).order_by("display_order"))
-    assert len(stages) >= 4
+    pipeline, stages = editing_the_first_pipeline(page, live_server)
     assert dom_order(page, pipeline) == [s.pk for s in stages]
 
     # Drag the third stage above the first, by its handle.
@@ -236,12 +242,7 @@ def test_reorder_stages_by_drag_and_by_keyboard(portal: Sandbox, live_server: An
 def test_an_arrow_pressed_again_while_its_move_is_on_its_way_moves_again(
     portal: Sandbox, live_server: Any, page: Any
 ) -> None:
-    factories.pipeline_admin(username="alex")
-    page.set_viewport_size(DESKTOP)
-    sign_in(page, live_server, "alex")
-    pipeline = first_pipeline()
-    stages = list(pipeline.stages.filter(archived=False).order_by("display_order"))
-    assert len(stages) >= 4
+    pipeline, stages = editing_the_first_pipeline(page, live_server)
     moving = stages[0]
     held: list[Any] = []
     hold = {"on": True}

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from hubspot_sync.models import Association, Change, Contact, LineItem, PropertyDefinition
+from hubspot_sync.models import Association, Change, Contact, LineItem
 from orders.models import Order
 from pipelines.models import Pipeline
 from tests import factories
@@ -43,16 +43,7 @@ def order() -> Order:
         ("hs_object_id", "Record ID", "number", "number", [], True),
         ("hs_order_discount", "Discount", "number", "number", [], False),
     ):
-        PropertyDefinition.objects.create(
-            object_type="orders",
-            name=name,
-            label=label,
-            type=type_,
-            field_type=field_type,
-            options=options,
-            read_only_value=read_only,
-            group_name="order_information",
-        )
+        factories.order_property(name, label, type_, field_type, options=options, read_only_value=read_only)
     Contact.objects.create(hubspot_id="501", email="kim@shop.example", first_name="Kim", last_name="Lee")
     for n, (qty, price) in enumerate(((2, "10.00"), (1, "5.50"))):
         LineItem.objects.create(

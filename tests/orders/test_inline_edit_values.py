@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from hubspot_sync.models import Change, PropertyDefinition
+from hubspot_sync.models import Change
 from orders.models import Order
 from tests import factories
 
@@ -31,19 +31,9 @@ def order() -> Order:
     order = factories.OrderFactory(stage=pipeline.stages.get(label="Open"))
     order.properties.update(BEFORE)
     order.save()
-    for name, label, type_, field_type in (
-        ("promised_delivery", "Promised delivery", "datetime", "date"),
-        ("hs_order_discount", "Discount", "number", "number"),
-        ("hs_shipping_tracking_number", "Tracking number", "string", "text"),
-    ):
-        PropertyDefinition.objects.create(
-            object_type="orders",
-            name=name,
-            label=label,
-            type=type_,
-            field_type=field_type,
-            group_name="order_information",
-        )
+    factories.order_property("promised_delivery", "Promised delivery", "datetime", "date")
+    factories.order_property("hs_order_discount", "Discount", "number", "number")
+    factories.order_property("hs_shipping_tracking_number", "Tracking number", "string", "text")
     return order
 
 
