@@ -290,6 +290,7 @@ def test_suppressions_templates_and_mailbox_with_hostile_text(
             ("suppressions", "/carts/suppressions/", "table.suppression-table"),
             ("template", f"/carts/templates/{template.pk}/", "#template-preview iframe"),
             ("mailbox", "/carts/mailbox/", "table.mailbox-table"),
+            ("sequence", "/carts/sequence/", "form.sequence-form table"),
             ("message", "/carts/mailbox/20261206-000001/", ".mail-links"),
         ):
             page.goto(f"{live_server.url}{path}")
@@ -297,6 +298,7 @@ def test_suppressions_templates_and_mailbox_with_hostile_text(
             page.screenshot(path=str(shots / f"carts-{name}-{width}.png"))
             box = page.locator("main").bounding_box()
             assert box is not None and box["x"] + box["width"] <= width + 1, name
+            assert page.evaluate("document.documentElement.scrollWidth") <= width, name
             for cell in page.locator("main td, main h1, main dd").all()[:40]:
                 cell_box = cell.bounding_box()
                 assert cell_box is None or cell_box["x"] + cell_box["width"] <= width + 1, (
